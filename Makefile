@@ -1,0 +1,38 @@
+# hearth — the commands a user and CI need. `make deps` installs what is missing from Debian;
+# every other target depends on it, so a fresh machine needs nothing by hand.
+
+CARGO ?= cargo
+# Debian packages: build (ffmpeg dev libs, clang for bindgen), tests (GStreamer's RTSP server
+# with x264 and AAC, ffprobe).
+DEB_PACKAGES := pkg-config clang libclang-dev \
+	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev libswresample-dev \
+	ffmpeg \
+	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+	gstreamer1.0-libav gstreamer1.0-x
+
+.PHONY: deps build demo test bench clean
+
+deps:
+	@scripts/deps.sh $(DEB_PACKAGES)
+
+build: deps
+	$(CARGO) build --release
+
+# Records the built-in synthetic camera; Ctrl-C stops it.
+demo: deps
+	$(CARGO) run --release --quiet -- demo
+
+# Everything CI checks. One dev-profile build serves unit tests, integration tests (which run
+# the real binary) and the bench compile check.
+test: deps
+	$(CARGO) fmt --check
+	$(CARGO) build --all-targets
+	$(CARGO) test --all-targets -- --test-threads=2
+
+bench: deps
+	$(CARGO) build --release
+	/usr/bin/python3 scripts/bench_record.py
+
+clean:
+	$(CARGO) clean

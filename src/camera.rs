@@ -1,0 +1,400 @@
+//! Camera ingest: one task per camera that keeps an RTSP session up (retina), feeds its frames
+//! to the [`Recorder`], and keeps the camera's [`CameraStatus`] for the UI.
+//!
+//! The task never gives up: any failure — refused connection, bad SDP, a stall, garbage on
+//! the wire — ends the session, closes the current clip cleanly, and retries with exponential
+//! backoff (1 s doubling to 30 s, ±20 % jitter). While a camera is unreachable the task probes
+//! its TCP port every second, so a camera that comes back is recorded again within about a
+//! second instead of waiting out the backoff. Status changes are logged once per change, not
+//! once per retry, and credentials never appear in logs (URLs are redacted).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use retina::client::{self, PlayOptions, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{redacted_url, CameraConfig, Transport};
+use crate::recorder::{AudioFrame, AudioParams, ClipEvent, Recorder, VideoFrame, VideoParams};
+use crate::shutdown::Shutdown;
+
+/// No frame for this long means the camera stalled (TCP open, no data).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot reach camera: {0}")]
+    Unreachable(String),
+    #[error("RTSP: {0}")]
+    Rtsp(String),
+    #[error("camera offers no H.264 or H.265 video stream")]
+    NoVideo,
+    #[error("no video parameters from camera")]
+    NoParameters,
+    #[error("camera stalled: no frame for {} s", STALL_TIMEOUT.as_secs())]
+    Stalled,
+    #[error("cannot record stream: {0}")]
+    Unsupported(String),
+    #[error("clip writer stopped")]
+    WriterGone,
+    #[error(transparent)]
+    Recorder(#[from] crate::recorder::RecorderError),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    #[default]
+    Connecting,
+    Online,
+    Offline,
+}
+
+/// What the UI shows about a camera.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CameraStatus {
+    pub connection: Connection,
+    pub last_error: Option<String>,
+    /// µs since the epoch.
+    pub last_frame_us: Option<i64>,
+    pub bitrate_bps: u64,
+    pub fps: f64,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Runs a camera until `shutdown`. Clip events go to the writer through `events`.
+pub async fn run(
+    camera: CameraConfig,
+    mut recorder: Recorder,
+    events: mpsc::Sender<ClipEvent>,
+    status: watch::Sender<CameraStatus>,
+    mut shutdown: Shutdown,
+) {
+    let name = camera.name.clone();
+    let url = redacted_url(&camera.url);
+    let mut backoff = BACKOFF_MIN;
+    let mut last_logged: Option<String> = None;
+    loop {
+        set_connection(&status, Connection::Connecting, None);
+        let session_start = Instant::now();
+        let result = tokio::select! {
+            result = record_session(&camera, &mut recorder, &events, &status) => result,
+            _ = shutdown.recv() => Ok(()),
+        };
+        let reason = match &result {
+            Ok(()) => "hearth stopped".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if let Err(e) = recorder.end_session(&reason) {
+            tracing::error!(camera = %name, error = %e, "cannot finish clip");
+        }
+        if forward(&mut recorder, &events).await.is_err() || shutdown.is_shutdown() {
+            break;
+        }
+        let Err(error) = result else { break };
+        set_connection(&status, Connection::Offline, Some(error.to_string()));
+        if last_logged.as_deref() != Some(&reason) {
+            tracing::warn!(camera = %name, url = %url, error = %reason, "camera offline; retrying with backoff");
+            last_logged = Some(reason);
+        }
+        if session_start.elapsed() > BACKOFF_MAX {
+            backoff = BACKOFF_MIN; // it worked for a while: this is a new outage
+        }
+        let delay = jittered(backoff);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let wait = async {
+            if matches!(error, IngestError::Unreachable(_)) {
+                wait_until_reachable(&camera.url, delay).await
+            } else {
+                tokio::time::sleep(delay).await
+            }
+        };
+        tokio::select! {
+            _ = wait => {}
+            _ = shutdown.recv() => break,
+        }
+    }
+    set_connection(&status, Connection::Offline, Some("hearth stopped".into()));
+    tracing::debug!(camera = %name, "ingest stopped");
+}
+
+fn jittered(base: Duration) -> Duration {
+    let factor = 0.8 + rand::random::<f64>() * 0.4;
+    base.mul_f64(factor)
+}
+
+/// Sleeps up to `limit`, but returns as soon as the camera's port accepts a connection
+/// (probed every second, never sooner than `BACKOFF_MIN`).
+async fn wait_until_reachable(url: &url::Url, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        tokio::time::sleep(BACKOFF_MIN).await;
+        if tokio::time::Instant::now() >= deadline || probe(url).await.is_ok() {
+            return;
+        }
+    }
+}
+
+async fn probe(url: &url::Url) -> Result<(), IngestError> {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = url.port().unwrap_or(554);
+    match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(IngestError::Unreachable(e.to_string())),
+        Err(_) => Err(IngestError::Unreachable("connection timed out".into())),
+    }
+}
+
+fn set_connection(status: &watch::Sender<CameraStatus>, connection: Connection, error: Option<String>) {
+    status.send_modify(|s| {
+        s.connection = connection;
+        if error.is_some() || connection == Connection::Online {
+            s.last_error = error;
+        }
+        if connection != Connection::Online {
+            s.bitrate_bps = 0;
+            s.fps = 0.0;
+        }
+    });
+}
+
+async fn forward(recorder: &mut Recorder, events: &mpsc::Sender<ClipEvent>) -> Result<(), IngestError> {
+    for event in recorder.take_events() {
+        events.send(event).await.map_err(|_| IngestError::WriterGone)?;
+    }
+    Ok(())
+}
+
+/// One RTSP session, from DESCRIBE until it fails.
+async fn record_session(
+    camera: &CameraConfig,
+    recorder: &mut Recorder,
+    events: &mpsc::Sender<ClipEvent>,
+    status: &watch::Sender<CameraStatus>,
+) -> Result<(), IngestError> {
+    probe(&camera.url).await?;
+    let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
+    let creds = camera.username.clone().map(|username| client::Credentials {
+        username,
+        password: camera.password.clone().unwrap_or_default(),
+    });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
+        .teardown(client::TeardownPolicy::Auto);
+    let mut url = camera.url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut session = client::Session::describe(url, options).await.map_err(rtsp)?;
+
+    let video_i = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+        .ok_or(IngestError::NoVideo)?;
+    let audio_i = if camera.audio { pick_audio(session.streams()) } else { None };
+    let transport = match camera.transport {
+        Transport::Tcp => client::Transport::Tcp(Default::default()),
+        Transport::Udp => client::Transport::Udp(Default::default()),
+    };
+    for i in std::iter::once(video_i).chain(audio_i) {
+        let setup = SetupOptions::default().transport(transport.clone()).frame_format(FrameFormat::MP4);
+        session.setup(i, setup).await.map_err(rtsp)?;
+    }
+    let playing = session
+        .play(PlayOptions::default().enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).expect("10 > 0")))
+        .await
+        .map_err(rtsp)?;
+    let mut demuxed = playing.demuxed().map_err(rtsp)?;
+
+    let mut video = demuxed.streams()[video_i].parameters().and_then(video_params);
+    let audio = audio_i.and_then(|i| {
+        let stream = &demuxed.streams()[i];
+        match stream.parameters() {
+            Some(ParametersRef::Audio(p)) => audio_params(p, stream.encoding_name(), &camera.name),
+            _ => None,
+        }
+    });
+    let mut meter = RateMeter::new();
+    let mut session_started = false;
+    loop {
+        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+            Err(_) => return Err(IngestError::Stalled),
+            Ok(None) => return Err(IngestError::Rtsp("camera closed the stream".into())),
+            Ok(Some(Err(e))) => return Err(rtsp(e)),
+            Ok(Some(Ok(item))) => item,
+        };
+        match item {
+            CodecItem::VideoFrame(frame) if frame.stream_id() == video_i => {
+                if frame.has_new_parameters() || video.is_none() {
+                    let fresh = demuxed.streams()[video_i].parameters().and_then(video_params);
+                    if let Some(params) = &fresh {
+                        status.send_modify(|s| {
+                            s.codec = Some(params.codec.clone());
+                            s.width = Some(params.width);
+                            s.height = Some(params.height);
+                        });
+                        if session_started {
+                            recorder.set_video_params(params.clone());
+                        }
+                    }
+                    video = fresh.or(video);
+                }
+                let Some(params) = &video else { continue };
+                if !session_started {
+                    recorder.start_session(params.clone(), audio.clone());
+                    session_started = true;
+                    set_connection(status, Connection::Online, None);
+                    tracing::info!(camera = %camera.name, codec = %params.codec, width = params.width, height = params.height, "camera online");
+                }
+                if frame.loss() > 0 {
+                    tracing::debug!(camera = %camera.name, packets = frame.loss(), "RTP packets lost");
+                }
+                let now = crate::time::now_us();
+                meter.add(frame.data().len(), now, status);
+                recorder.push_video(VideoFrame {
+                    time_90k: frame.timestamp().elapsed(),
+                    is_keyframe: frame.is_random_access_point(),
+                    received_us: now,
+                    data: frame.into_data(),
+                })?;
+            }
+            CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == audio_i && session_started && audio.is_some() => {
+                recorder.push_audio(AudioFrame {
+                    time: frame.timestamp().elapsed(),
+                    duration: frame.frame_length().get(),
+                    data: frame.data().to_vec(),
+                });
+            }
+            _ => {}
+        }
+        forward(recorder, events).await?;
+    }
+}
+
+fn pick_audio(streams: &[client::Stream]) -> Option<usize> {
+    streams.iter().position(|s| s.media() == "audio" && matches!(s.encoding_name(), "mpeg4-generic" | "pcmu" | "pcma"))
+}
+
+fn video_params(params: ParametersRef<'_>) -> Option<VideoParams> {
+    let ParametersRef::Video(v) = params else { return None };
+    let sample_entry = v.mp4_sample_entry().build().ok()?;
+    let (width, height) = v.pixel_dimensions();
+    Some(VideoParams { codec: v.rfc6381_codec().to_owned(), width, height, sample_entry })
+}
+
+/// AAC via retina's sample entry; G.711 via a QuickTime-style `ulaw`/`alaw` entry, which
+/// ffmpeg and VLC play (browsers don't; the web player then plays the video alone).
+fn audio_params(params: &retina::codec::AudioParameters, encoding: &str, camera: &str) -> Option<AudioParams> {
+    let sample_rate = params.clock_rate();
+    let channels = params.channels().get();
+    let codec = params.rfc6381_codec().map(str::to_owned);
+    let (codec, sample_entry) = match (codec, params.mp4_sample_entry().build()) {
+        (Some(codec), Ok(entry)) => (codec, entry),
+        _ => match g711_fourcc(encoding) {
+            Some(fourcc) => (String::from_utf8_lossy(&fourcc).into_owned(), g711_sample_entry(fourcc, sample_rate, channels)),
+            None => {
+                tracing::warn!(camera, ?params, "audio codec cannot be stored in MP4; recording video only");
+                return None;
+            }
+        },
+    };
+    Some(AudioParams { codec, sample_rate, channels, sample_entry })
+}
+
+fn g711_fourcc(encoding: &str) -> Option<[u8; 4]> {
+    match encoding {
+        "pcmu" => Some(*b"ulaw"),
+        "pcma" => Some(*b"alaw"),
+        _ => None,
+    }
+}
+
+/// A minimal ISO/IEC 14496-12 AudioSampleEntry for G.711.
+fn g711_sample_entry(fourcc: [u8; 4], sample_rate: u32, channels: u16) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(36);
+    entry.extend_from_slice(&36u32.to_be_bytes());
+    entry.extend_from_slice(&fourcc);
+    entry.extend_from_slice(&[0; 6]); // reserved
+    entry.extend_from_slice(&1u16.to_be_bytes()); // data_reference_index
+    entry.extend_from_slice(&[0; 8]); // reserved
+    entry.extend_from_slice(&channels.to_be_bytes());
+    entry.extend_from_slice(&16u16.to_be_bytes()); // samplesize
+    entry.extend_from_slice(&[0; 4]); // pre_defined, reserved
+    entry.extend_from_slice(&(sample_rate << 16).to_be_bytes());
+    entry
+}
+
+/// Bitrate and frame rate over ~5 s windows, and the last frame time (to the second), for
+/// the status page — updated rarely so watchers are not woken on every frame.
+struct RateMeter {
+    window_start_us: i64,
+    bytes: u64,
+    frames: u64,
+    last_published_us: i64,
+}
+
+impl RateMeter {
+    const WINDOW_US: i64 = 5_000_000;
+
+    fn new() -> RateMeter {
+        RateMeter { window_start_us: crate::time::now_us(), bytes: 0, frames: 0, last_published_us: 0 }
+    }
+
+    fn add(&mut self, bytes: usize, now_us: i64, status: &watch::Sender<CameraStatus>) {
+        self.bytes += bytes as u64;
+        self.frames += 1;
+        let elapsed = now_us - self.window_start_us;
+        if elapsed >= Self::WINDOW_US {
+            let seconds = elapsed as f64 / 1e6;
+            let (bitrate, fps) = ((self.bytes as f64 * 8.0 / seconds) as u64, self.frames as f64 / seconds);
+            status.send_modify(|s| {
+                s.bitrate_bps = bitrate;
+                s.fps = (fps * 10.0).round() / 10.0;
+            });
+            (self.window_start_us, self.bytes, self.frames) = (now_us, 0, 0);
+        }
+        if now_us - self.last_published_us >= 1_000_000 {
+            status.send_modify(|s| s.last_frame_us = Some(now_us));
+            self.last_published_us = now_us;
+        }
+    }
+}
+
+/// Everything needed to start a camera, created by the service.
+pub struct CameraHandle {
+    pub name: String,
+    pub status: watch::Receiver<CameraStatus>,
+}
+
+/// Convenience for callers holding shared handles.
+pub type CameraHandles = Arc<Vec<CameraHandle>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_jitter_stays_within_twenty_percent() {
+        for _ in 0..1000 {
+            let d = jittered(Duration::from_secs(10));
+            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn g711_entry_is_a_well_formed_box() {
+        let entry = g711_sample_entry(*b"ulaw", 8000, 1);
+        assert_eq!(entry.len(), 36);
+        assert_eq!(u32::from_be_bytes(entry[0..4].try_into().unwrap()), 36);
+        assert_eq!(&entry[4..8], b"ulaw");
+    }
+}

@@ -1,0 +1,568 @@
+//! The configuration file: its TOML shape, defaults, and validation.
+//!
+//! `Config::load` is the only way in. It rejects unknown keys and every invalid value with a
+//! [`ConfigError`] that names the offending key (`camera[1].url`, `storage.max_bytes`, …), so a
+//! homeowner editing `/etc/hearth/config.toml` by hand learns exactly what to fix. Paths that
+//! are relative in the file are resolved against `data_dir` (the identity) or the config file's
+//! directory (secrets), and camera passwords are read from their secret files here, once, so
+//! nothing downstream touches secret files or risks logging them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What can be wrong with a config file. Every variant says which key is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+/// A byte count written as `"200GB"`, `"512 MiB"`, or a plain integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses decimal (kB, MB, GB, TB) and binary (KiB, MiB, GiB, TiB) suffixes; `B` or no
+    /// suffix means bytes. Decimal units follow disk vendors, so "200GB" fits a "200 GB" disk.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size like \"200GB\" or \"512MiB\""))?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "m" | "mb" => 1_000_000,
+            "g" | "gb" => 1_000_000_000,
+            "t" | "tb" => 1_000_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            other => return Err(format!("unknown size unit `{other}` (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)")),
+        };
+        let bytes = number * multiplier as f64;
+        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+            return Err(format!("`{text}` is out of range"));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] =
+            [("TB", 1_000_000_000_000), ("GB", 1_000_000_000), ("MB", 1_000_000), ("kB", 1_000)];
+        for (unit, size) in UNITS {
+            if self.0 >= size {
+                return write!(f, "{:.1}{unit}", self.0 as f64 / size as f64);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// How RTP travels from the camera. TCP (interleaved in the RTSP connection) is the default
+/// because it survives Wi-Fi packet loss and NAT without a single dropped slice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// The whole configuration, as loaded and validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the file was read from; secrets paths are relative to its directory.
+    pub path: PathBuf,
+    pub data_dir: PathBuf,
+    pub storage: StorageConfig,
+    pub crypto: CryptoConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// A new clip starts at the first keyframe after this many seconds.
+    pub clip_seconds: u32,
+    /// Budget for the whole archive; the oldest clips go first.
+    pub max_bytes: ByteSize,
+    /// Nothing is kept longer than this, whatever the budget.
+    pub max_age_days: u32,
+    /// Upper bound, in seconds, on recorded video a crash or power cut may lose.
+    pub flush_seconds: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CryptoConfig {
+    /// The age X25519 recipient every clip is encrypted to (public key only).
+    pub recipient: String,
+    /// The passphrase-encrypted identity, absolute after loading.
+    pub identity_file: PathBuf,
+}
+
+/// One camera. `password` holds the secret after loading, whether it came from the config or
+/// from `password_file`; it is never printed by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct CameraConfig {
+    pub name: String,
+    pub url: url::Url,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub transport: Transport,
+    pub audio: bool,
+    pub max_bytes: Option<ByteSize>,
+}
+
+impl fmt::Debug for CameraConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CameraConfig")
+            .field("name", &self.name)
+            .field("url", &redacted_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .field("audio", &self.audio)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// The URL without any credentials embedded in it, safe for logs and the UI.
+pub fn redacted_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+// --- The file as written. Separate from the validated types so that serde enforces the shape
+// (unknown keys are errors) and validation can name keys precisely.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    #[serde(default)]
+    storage: RawStorage,
+    crypto: Option<RawCrypto>,
+    #[serde(default)]
+    camera: Vec<RawCamera>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_clip_seconds")]
+    clip_seconds: u32,
+    #[serde(default = "default_max_bytes")]
+    max_bytes: ByteSize,
+    #[serde(default = "default_max_age_days")]
+    max_age_days: u32,
+    #[serde(default = "default_flush_seconds")]
+    flush_seconds: u32,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            clip_seconds: default_clip_seconds(),
+            max_bytes: default_max_bytes(),
+            max_age_days: default_max_age_days(),
+            flush_seconds: default_flush_seconds(),
+        }
+    }
+}
+
+fn default_clip_seconds() -> u32 {
+    60
+}
+fn default_max_bytes() -> ByteSize {
+    ByteSize(200_000_000_000)
+}
+fn default_max_age_days() -> u32 {
+    30
+}
+fn default_flush_seconds() -> u32 {
+    2
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrypto {
+    recipient: Option<String>,
+    #[serde(default = "default_identity_file")]
+    identity_file: PathBuf,
+}
+
+fn default_identity_file() -> PathBuf {
+    PathBuf::from("identity.age")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    name: Option<String>,
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    transport: Transport,
+    #[serde(default)]
+    audio: bool,
+    max_bytes: Option<ByteSize>,
+}
+
+impl Config {
+    /// Reads, parses and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text as if it were read from `path` (used for resolving relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let config_dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+        validate(raw, path, &config_dir)
+    }
+
+    pub fn clips_dir(&self) -> PathBuf {
+        self.data_dir.join("clips")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("index.sqlite3")
+    }
+
+    pub fn camera(&self, name: &str) -> Option<&CameraConfig> {
+        self.cameras.iter().find(|c| c.name == name)
+    }
+}
+
+fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, ConfigError> {
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(ConfigError::invalid("data_dir", "must not be empty"));
+    }
+    let data_dir = if raw.data_dir.is_absolute() { raw.data_dir } else { config_dir.join(raw.data_dir) };
+    let storage = validate_storage(raw.storage)?;
+    let crypto = validate_crypto(raw.crypto, &data_dir)?;
+    let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
+    for (i, raw_camera) in raw.camera.into_iter().enumerate() {
+        let camera = validate_camera(i, raw_camera, config_dir)?;
+        if cameras.iter().any(|c| c.name == camera.name) {
+            return Err(ConfigError::invalid(
+                format!("camera[{i}].name"),
+                format!("`{}` is used by another camera; names must be unique", camera.name),
+            ));
+        }
+        cameras.push(camera);
+    }
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, cameras })
+}
+
+fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+    if !(1..=3600).contains(&raw.clip_seconds) {
+        return Err(ConfigError::invalid("storage.clip_seconds", "must be between 1 and 3600"));
+    }
+    if raw.max_bytes.0 < 1_000_000 {
+        return Err(ConfigError::invalid("storage.max_bytes", "must be at least 1MB"));
+    }
+    if raw.max_age_days == 0 {
+        return Err(ConfigError::invalid("storage.max_age_days", "must be at least 1"));
+    }
+    if !(1..=60).contains(&raw.flush_seconds) {
+        return Err(ConfigError::invalid("storage.flush_seconds", "must be between 1 and 60"));
+    }
+    Ok(StorageConfig {
+        clip_seconds: raw.clip_seconds,
+        max_bytes: raw.max_bytes,
+        max_age_days: raw.max_age_days,
+        flush_seconds: raw.flush_seconds,
+    })
+}
+
+fn validate_crypto(raw: Option<RawCrypto>, data_dir: &Path) -> Result<CryptoConfig, ConfigError> {
+    let raw = raw.ok_or_else(|| {
+        ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key")
+    })?;
+    let recipient = raw.recipient.ok_or_else(|| {
+        ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key")
+    })?;
+    if recipient.parse::<age::x25519::Recipient>().is_err() {
+        return Err(ConfigError::invalid(
+            "crypto.recipient",
+            "is not an age X25519 recipient (it starts with `age1`)",
+        ));
+    }
+    let identity_file =
+        if raw.identity_file.is_absolute() { raw.identity_file } else { data_dir.join(raw.identity_file) };
+    Ok(CryptoConfig { recipient, identity_file })
+}
+
+/// Camera names appear in paths and URLs, so they are restricted to a safe alphabet.
+pub fn is_valid_camera_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+}
+
+fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<CameraConfig, ConfigError> {
+    let key = |field: &str| format!("camera[{i}].{field}");
+    let name = raw.name.ok_or_else(|| ConfigError::invalid(key("name"), "missing"))?;
+    if !is_valid_camera_name(&name) {
+        return Err(ConfigError::invalid(
+            key("name"),
+            format!("`{name}` must be 1-64 characters of a-z, 0-9 and '-'"),
+        ));
+    }
+    let url_text = raw.url.ok_or_else(|| ConfigError::invalid(key("url"), "missing"))?;
+    let url = url::Url::parse(&url_text)
+        .map_err(|e| ConfigError::invalid(key("url"), format!("not a valid URL: {e}")))?;
+    if url.scheme() != "rtsp" && url.scheme() != "rtsps" {
+        return Err(ConfigError::invalid(key("url"), "must start with rtsp://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(key("url"), "has no host"));
+    }
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(key("password_file"), "set either password or password_file, not both"))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => Some(read_secret_file(&key("password_file"), &file, config_dir)?),
+        (None, None) => None,
+    };
+    if raw.username.is_none() && password.is_some() {
+        return Err(ConfigError::invalid(key("username"), "missing, but a password is set"));
+    }
+    Ok(CameraConfig {
+        name,
+        url,
+        username: raw.username,
+        password,
+        transport: raw.transport,
+        audio: raw.audio,
+        max_bytes: raw.max_bytes,
+    })
+}
+
+/// Reads a one-line secret. A relative name is looked up first in systemd's
+/// `$CREDENTIALS_DIRECTORY` (so `LoadCredential=` works), then next to the config file.
+fn read_secret_file(key: &str, file: &Path, config_dir: &Path) -> Result<String, ConfigError> {
+    let candidates: Vec<PathBuf> = if file.is_absolute() {
+        vec![file.to_owned()]
+    } else {
+        let mut paths = Vec::new();
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            paths.push(Path::new(&dir).join(file));
+        }
+        paths.push(config_dir.join(file));
+        paths
+    };
+    let found = candidates.iter().find(|p| p.exists()).ok_or_else(|| {
+        ConfigError::invalid(key, format!("secret file {} does not exist", candidates[candidates.len() - 1].display()))
+    })?;
+    warn_if_readable_by_others(key, found);
+    let text = std::fs::read_to_string(found)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", found.display())))?;
+    let secret = text.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        return Err(ConfigError::invalid(key, format!("{} is empty", found.display())));
+    }
+    Ok(secret)
+}
+
+fn warn_if_readable_by_others(key: &str, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(key, path = %path.display(), "secret file is readable by other users; chmod 600 it");
+        }
+    }
+}
+
+/// The config `hearth init` writes: the given data dir and recipient, sane defaults, and a
+/// commented example camera so the homeowner sees the shape.
+pub fn initial_config_text(data_dir: &Path, recipient: &str) -> String {
+    format!(
+        r#"# hearth configuration. Reference: docs/reference/config.md
+data_dir = {data_dir:?}
+
+[storage]
+clip_seconds = 60          # a new clip at the first keyframe after this
+max_bytes = "200GB"        # whole archive; oldest clips go first
+max_age_days = 30
+
+[crypto]
+recipient = "{recipient}"  # public key: recording needs only this
+identity_file = "identity.age"   # passphrase-encrypted private key; relative to data_dir
+
+# [[camera]]
+# name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
+# url = "rtsp://192.168.1.20:554/stream1"
+# username = "admin"
+# password_file = "/etc/hearth/secrets/front-door"   # chmod 600
+# transport = "tcp"          # or "udp"
+# audio = false              # privacy first: off unless you turn it on
+# max_bytes = "50GB"         # optional per-camera budget
+"#,
+        data_dir = data_dir.display().to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/hearth/config.toml"))
+    }
+
+    fn minimal(extra: &str) -> String {
+        format!("data_dir = \"/var/lib/hearth\"\n[crypto]\nrecipient = \"{RECIPIENT}\"\n{extra}")
+    }
+
+    fn error_key(text: &str) -> String {
+        match parse(text).unwrap_err() {
+            ConfigError::Invalid { key, .. } => key,
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn sizes_parse_decimal_and_binary_units() {
+        assert_eq!(ByteSize::parse("200GB"), Ok(ByteSize(200_000_000_000)));
+        assert_eq!(ByteSize::parse("512 MiB"), Ok(ByteSize(512 << 20)));
+        assert_eq!(ByteSize::parse("1.5kB"), Ok(ByteSize(1500)));
+        assert_eq!(ByteSize::parse("42"), Ok(ByteSize(42)));
+        assert!(ByteSize::parse("12 parsecs").is_err());
+        assert!(ByteSize::parse("GB").is_err());
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = minimal(
+            r#"
+[[camera]]
+name = "front-door"
+url = "rtsp://192.168.1.20:554/stream1"
+username = "admin"
+password = "hunter2"
+transport = "udp"
+audio = true
+max_bytes = "50GB"
+"#,
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.storage.clip_seconds, 60);
+        assert_eq!(config.crypto.identity_file, Path::new("/var/lib/hearth/identity.age"));
+        let camera = &config.cameras[0];
+        assert_eq!(camera.transport, Transport::Udp);
+        assert_eq!(camera.max_bytes, Some(ByteSize(50_000_000_000)));
+        assert!(!format!("{camera:?}").contains("hunter2"), "Debug must not print the password");
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        // The example points at a secret file that exists on a real install; provide one.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("front-door"), "secret\n").unwrap();
+        let text = include_str!("../config.example.toml")
+            .replace("/etc/hearth/secrets/front-door", &dir.path().join("front-door").display().to_string());
+        let config = parse(&text).unwrap();
+        assert!(!config.cameras.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let message = parse(&minimal("[storage]\nclip_secs = 5\n")).unwrap_err().to_string();
+        assert!(message.contains("clip_secs"), "{message}");
+        let message = parse(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ncolour = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        assert_eq!(error_key("data_dir = \"/x\"\n"), "crypto.recipient");
+        assert_eq!(error_key("data_dir = \"/x\"\n[crypto]\nrecipient = \"nope\"\n"), "crypto.recipient");
+        assert_eq!(error_key(&minimal("[[camera]]\nname = \"Front Door\"\nurl = \"rtsp://h/\"\n")), "camera[0].name");
+        assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"http://h/\"\n")), "camera[0].url");
+        assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"not a url\"\n")), "camera[0].url");
+        assert_eq!(
+            error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://g/\"\n")),
+            "camera[1].name"
+        );
+        assert_eq!(error_key(&minimal("[storage]\nclip_seconds = 0\n")), "storage.clip_seconds");
+        assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n")), "camera[0].username");
+    }
+
+    #[test]
+    fn password_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cam.secret"), "s3cret\n").unwrap();
+        let text = minimal(
+            "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nusername = \"u\"\npassword_file = \"cam.secret\"\n",
+        );
+        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        assert_eq!(config.cameras[0].password.as_deref(), Some("s3cret"));
+        let missing = minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nusername = \"u\"\npassword_file = \"nope\"\n");
+        assert_eq!(
+            match Config::parse(&missing, &dir.path().join("config.toml")).unwrap_err() {
+                ConfigError::Invalid { key, .. } => key,
+                e => e.to_string(),
+            },
+            "camera[0].password_file"
+        );
+    }
+
+    #[test]
+    fn initial_config_round_trips() {
+        let text = initial_config_text(Path::new("/srv/hearth"), RECIPIENT);
+        let config = parse(&text).unwrap();
+        assert_eq!(config.data_dir, Path::new("/srv/hearth"));
+        assert_eq!(config.crypto.recipient, RECIPIENT);
+        assert!(config.cameras.is_empty());
+    }
+}

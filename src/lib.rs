@@ -1,0 +1,21 @@
+//! hearth: a privacy-respecting home NVR.
+//!
+//! Cameras are pulled over RTSP ([`camera`]), cut into fragmented-MP4 clips ([`recorder`],
+//! [`mux`]), encrypted to the hub's age public key on the way to disk ([`crypto`], [`clip`]),
+//! indexed in SQLite ([`db`]), kept within budget ([`retention`]) and recovered after a crash
+//! ([`recovery`]). [`serve`] ties them into the running service; [`demo`] is a built-in
+//! synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
+
+pub mod camera;
+pub mod clip;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod mux;
+pub mod recorder;
+pub mod recovery;
+pub mod retention;
+pub mod serve;
+pub mod shutdown;
+pub mod time;

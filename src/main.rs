@@ -1,0 +1,356 @@
+//! The `hearth` binary: command-line parsing and the edge where module errors become
+//! `anyhow` messages for a human. Each subcommand is a small function over the library.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use hearth::config::Config;
+use hearth::crypto::{self, PassphraseSource, Recipient};
+use hearth::db::{ClipFilter, Index};
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "A privacy-respecting home NVR: your cameras, recorded encrypted, on your own hub.")]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "HEARTH_CONFIG", default_value = "/etc/hearth/config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data dir, a key pair (the private key passphrase-encrypted) and a config.
+    Init {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Read the new passphrase from this file instead of asking on the terminal.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Record every configured camera until SIGTERM or SIGINT.
+    Serve,
+    /// Record a built-in synthetic camera: no hardware needed.
+    Demo {
+        /// Keep recordings here instead of a temporary dir removed at exit.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Clip length, seconds.
+        #[arg(long, default_value_t = 10)]
+        clip_seconds: u32,
+    },
+    /// Serve only the synthetic demo camera (for benchmarks and trying clients).
+    #[command(hide = true)]
+    DemoCamera {
+        #[arg(long, default_value = "127.0.0.1:8554")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 360)]
+        height: u32,
+        /// Bits per second.
+        #[arg(long, default_value_t = 1_000_000)]
+        bitrate: u64,
+        /// Length of the encoded loop.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+    },
+    /// List and export recorded clips.
+    Clips {
+        #[command(subcommand)]
+        command: ClipsCommand,
+    },
+    /// Verify every indexed clip decrypts and parses; recover and repair what can be.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum ClipsCommand {
+    /// List recorded clips, oldest first.
+    Ls {
+        #[arg(long)]
+        camera: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt one clip to a playable MP4 file.
+    Decrypt {
+        id: i64,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { data_dir, passphrase_file } => init(&cli.config, &data_dir, passphrase_file),
+        Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
+        Command::Demo { data_dir, seconds, clip_seconds } => {
+            runtime().and_then(|rt| rt.block_on(hearth_demo(data_dir, seconds, clip_seconds)))
+        }
+        Command::DemoCamera { listen, width, height, bitrate, seconds } => {
+            runtime().and_then(|rt| rt.block_on(demo_camera(listen, width, height, bitrate, seconds)))
+        }
+        Command::Clips { command: ClipsCommand::Ls { camera, json } } => clips_ls(&cli.config, camera.as_deref(), json),
+        Command::Clips { command: ClipsCommand::Decrypt { id, output } } => clips_decrypt(&cli.config, id, &output),
+        Command::Check => check(&cli.config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hearth: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,retina=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+/// `--config` given explicitly wins; otherwise the config goes in the data dir.
+fn init(config_arg: &Path, data_dir: &Path, passphrase_file: Option<PathBuf>) -> Result<ExitCode> {
+    let explicit_config = std::env::args().any(|a| a == "--config" || a.starts_with("--config="))
+        || std::env::var_os("HEARTH_CONFIG").is_some();
+    let config_path = if explicit_config { config_arg.to_owned() } else { data_dir.join("config.toml") };
+    if config_path.exists() {
+        bail!("{} already exists; not overwriting it", config_path.display());
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(data_dir)?;
+    let passphrase = match passphrase_file {
+        Some(path) => PassphraseSource::File(path).read("")?,
+        None => new_passphrase_from_terminal()?,
+    };
+    let identity_file = data_dir.join("identity.age");
+    let recipient = crypto::create_identity(&identity_file, &passphrase)?;
+    let text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
+    std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
+    Config::load(&config_path).context("the config just written does not load (a bug)")?;
+    println!("created {}", data_dir.display());
+    println!("  config:   {}", config_path.display());
+    println!("  key:      {} (encrypted with your passphrase; keep the passphrase safe:", identity_file.display());
+    println!("            without it, nobody — including you — can watch recordings)");
+    println!("  next:     add a [[camera]] to the config, then `hearth --config {} serve`", config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_passphrase_from_terminal() -> Result<age::secrecy::SecretString> {
+    use age::secrecy::ExposeSecret;
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for a passphrase: use --passphrase-file");
+    }
+    let first = PassphraseSource::Terminal.read("New passphrase for recordings: ")?;
+    let second = PassphraseSource::Terminal.read("Repeat it: ")?;
+    if first.expose_secret() != second.expose_secret() {
+        bail!("the passphrases differ");
+    }
+    if first.expose_secret().chars().count() < 8 {
+        bail!("use a passphrase of at least 8 characters");
+    }
+    Ok(first)
+}
+
+async fn serve(config_path: &Path) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    if config.cameras.is_empty() {
+        tracing::warn!("no [[camera]] in the config: nothing to record");
+    }
+    let service = hearth::serve::Service::start(config, PassphraseSource::from_environment()).await?;
+    wait_for_signal().await?;
+    tracing::info!("stopping: closing open clips");
+    service.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_seconds: u32) -> Result<ExitCode> {
+    use hearth::demo::{DemoCamera, DemoOptions};
+    let temp = tempfile::Builder::new().prefix("hearth-demo-").tempdir()?;
+    let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
+    std::fs::create_dir_all(&data_dir)?;
+    let data_dir = std::fs::canonicalize(&data_dir)?;
+
+    println!("hearth demo: encoding a synthetic test pattern (a few seconds)…");
+    let camera = DemoCamera::start("127.0.0.1:0".parse()?, DemoOptions::default()).await?;
+    println!("  demo camera: {} (our own RTSP server, 127.0.0.1 only)", camera.url());
+
+    let passphrase_file = data_dir.join("demo-passphrase.txt");
+    let config_path = data_dir.join("config.toml");
+    if !config_path.exists() {
+        let passphrase = format!("demo-{:032x}", rand::random::<u128>());
+        std::fs::write(&passphrase_file, &passphrase)?;
+        let recipient = crypto::create_identity(
+            &data_dir.join("identity.age"),
+            &age::secrecy::SecretString::from(passphrase),
+        )?;
+        let mut text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
+        text = text.replace("clip_seconds = 60", &format!("clip_seconds = {clip_seconds}"));
+        text.push_str(&format!("\n[[camera]]\nname = \"demo\"\nurl = \"{}\"\n", camera.url()));
+        std::fs::write(&config_path, text)?;
+    } else {
+        let text = std::fs::read_to_string(&config_path)?;
+        let re_pointed: String = text
+            .lines()
+            .map(|l| if l.starts_with("url = \"rtsp://127.0.0.1") { format!("url = \"{}\"", camera.url()) } else { l.to_owned() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config_path, re_pointed)?;
+    }
+    let config = load_config(&config_path)?;
+    println!("  recording into {} (clips every {clip_seconds} s, encrypted)", data_dir.display());
+    println!("  list clips:    hearth --config {} clips ls", config_path.display());
+    println!("  decrypt one:   HEARTH_PASSPHRASE_FILE={} hearth --config {} clips decrypt ID -o clip.mp4", passphrase_file.display(), config_path.display());
+    println!("  press Ctrl-C to stop");
+    std::io::stdout().flush()?;
+    // The demo's own throw-away passphrase lets it recover interrupted clips at start.
+    let service = hearth::serve::Service::start(config, Some(PassphraseSource::File(passphrase_file.clone()))).await?;
+    match seconds {
+        Some(s) => tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(s)) => {}
+            r = wait_for_signal() => r?,
+        },
+        None => wait_for_signal().await?,
+    }
+    service.stop().await;
+    camera.shutdown().await;
+    let index = Index::open(&data_dir.join("index.sqlite3"))?;
+    let clips = index.clips(&ClipFilter::default())?;
+    println!("hearth demo: recorded {} clip(s)", clips.len());
+    for clip in &clips {
+        println!("  {}", clip_line(clip));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo_camera(listen: std::net::SocketAddr, width: u32, height: u32, bitrate: u64, seconds: u32) -> Result<ExitCode> {
+    use hearth::demo::{DemoCamera, DemoOptions, PatternOptions};
+    if !listen.ip().is_loopback() {
+        bail!("the demo camera only listens on loopback addresses");
+    }
+    let pattern = PatternOptions { width, height, seconds, bitrate, ..PatternOptions::default() };
+    let camera = DemoCamera::start(listen, DemoOptions { pattern, ..DemoOptions::default() }).await?;
+    println!("serving {}", camera.url());
+    std::io::stdout().flush()?;
+    wait_for_signal().await?;
+    camera.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clip_line(clip: &hearth::db::Clip) -> String {
+    format!(
+        "{:>6}  {:<16} {}  {:>7.2}s  {:>10} B  {}x{} {}{}",
+        clip.id,
+        clip.camera,
+        hearth::time::format_us(clip.start_us),
+        clip.duration_90k as f64 / 90_000.0,
+        clip.bytes,
+        clip.width,
+        clip.height,
+        clip.codec,
+        if clip.has_audio { " +audio" } else { "" },
+    )
+}
+
+fn open_index(config: &Config) -> Result<Index> {
+    let path = config.db_path();
+    if !path.exists() {
+        bail!("no index at {}: nothing recorded yet (run `hearth serve`)", path.display());
+    }
+    Ok(Index::open(&path)?)
+}
+
+fn clips_ls(config_path: &Path, camera: Option<&str>, json: bool) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let index = open_index(&config)?;
+    let clips = index.clips(&ClipFilter { camera, ..ClipFilter::default() })?;
+    if json {
+        let rows: Vec<serde_json::Value> = clips
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id, "camera": c.camera,
+                    "start": hearth::time::format_us(c.start_us), "end": hearth::time::format_us(c.end_us),
+                    "start_us": c.start_us, "end_us": c.end_us,
+                    "duration_90k": c.duration_90k, "bytes": c.bytes, "frames": c.frames, "keyframes": c.keyframes,
+                    "codec": c.codec, "width": c.width, "height": c.height, "has_audio": c.has_audio, "path": c.path,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if clips.is_empty() {
+        println!("no clips{}", camera.map(|c| format!(" for camera {c}")).unwrap_or_default());
+    } else {
+        println!("{:>6}  {:<16} {:<24}  {:>8}  {:>12}  video", "id", "camera", "start", "length", "size");
+        for clip in &clips {
+            println!("{}", clip_line(clip));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unlock(config: &Config) -> Result<crypto::UnlockedIdentity> {
+    let source = PassphraseSource::any()
+        .context("no passphrase: set HEARTH_PASSPHRASE_FILE or run from a terminal")?;
+    let passphrase = source.read("Passphrase: ")?;
+    let recipient = Recipient::parse(&config.crypto.recipient)?;
+    Ok(crypto::unlock_identity(&config.crypto.identity_file, &passphrase, &recipient)?)
+}
+
+fn clips_decrypt(config_path: &Path, id: i64, output: &Path) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let index = open_index(&config)?;
+    let clip = index.clip(id)?.with_context(|| format!("no clip {id}"))?;
+    if clip.state != hearth::db::ClipState::Closed {
+        bail!("clip {id} is still {:?}; it becomes available when it closes", clip.state);
+    }
+    let identity = unlock(&config)?;
+    let mut reader = crypto::open_clip(&config.data_dir.join(&clip.path), &identity)?;
+    let temp = output.with_extension("mp4.partial");
+    let mut file = std::fs::File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    let bytes = std::io::copy(&mut reader, &mut file).with_context(|| format!("clip {id} did not decrypt"))?;
+    file.sync_all()?;
+    std::fs::rename(&temp, output)?;
+    eprintln!("wrote {} ({bytes} bytes)", output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config_path: &Path) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let index = Index::open(&config.db_path())?;
+    let identity = unlock(&config)?;
+    let recipient = Recipient::parse(&config.crypto.recipient)?;
+    let report = hearth::recovery::check(&index, &config.data_dir, &identity, &recipient)?;
+    println!("{report}");
+    Ok(if report.unrepaired.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

@@ -1,0 +1,237 @@
+//! Retention: which clips to delete so the archive stays inside its budgets, and deleting them
+//! in a crash-safe order.
+//!
+//! Budgets are the global `storage.max_bytes`, each camera's optional `max_bytes`, and
+//! `storage.max_age_days`. [`choose`] is the pure decision (oldest first, always); [`Retention`]
+//! carries it out: mark the row `deleting`, remove the file, delete the row. A crash between
+//! any two steps leaves a `deleting` row that start-up recovery finishes, so no clip is ever
+//! listed whose file was removed. Budgets are enforced with a **reserve** for the clips still
+//! being written (one clip's worth per recording camera), so the total including open clips
+//! stays under the budget rather than overshooting it until the next close.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::clip::{part_path, remove_if_exists, ClipError};
+use crate::db::{ClipState, DbError, Index, RetentionRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+}
+
+/// The limits in force.
+#[derive(Clone, Debug, Default)]
+pub struct Budget {
+    pub max_bytes: u64,
+    pub per_camera: HashMap<String, u64>,
+    pub max_age_us: i64,
+}
+
+/// Bytes not in closed clips that still count: clips being written, per camera.
+pub type Reserved = HashMap<String, u64>;
+
+/// Picks the clips to delete, given closed clips **oldest first**. Too-old clips go first; then,
+/// per camera over its own budget, its oldest; then, while the archive is over the global
+/// budget, the oldest of all.
+pub fn choose(rows: &[RetentionRow], budget: &Budget, reserved: &Reserved, now_us: i64) -> Vec<i64> {
+    let mut deleted = vec![false; rows.len()];
+    let cutoff = now_us.saturating_sub(budget.max_age_us);
+    for (i, row) in rows.iter().enumerate() {
+        if row.end_us < cutoff {
+            deleted[i] = true;
+        }
+    }
+
+    let mut per_camera: HashMap<&str, u64> = HashMap::new();
+    for (camera, bytes) in reserved {
+        *per_camera.entry(camera.as_str()).or_default() += bytes;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        if !deleted[i] {
+            *per_camera.entry(row.camera.as_str()).or_default() += row.bytes.max(0) as u64;
+        }
+    }
+    for (camera, limit) in &budget.per_camera {
+        let Some(used) = per_camera.get_mut(camera.as_str()) else { continue };
+        for (i, row) in rows.iter().enumerate() {
+            if *used <= *limit {
+                break;
+            }
+            if !deleted[i] && row.camera == *camera {
+                deleted[i] = true;
+                *used -= row.bytes.max(0) as u64;
+            }
+        }
+    }
+
+    let mut total: u64 = per_camera.values().sum();
+    for (i, row) in rows.iter().enumerate() {
+        if total <= budget.max_bytes {
+            break;
+        }
+        if !deleted[i] {
+            deleted[i] = true;
+            total -= row.bytes.max(0) as u64;
+        }
+    }
+    rows.iter().zip(deleted).filter(|(_, d)| *d).map(|(row, _)| row.id).collect()
+}
+
+/// What a purge did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PurgeReport {
+    pub clips: usize,
+    pub bytes: u64,
+}
+
+/// Carries out retention for one data dir. Shared by the periodic task, the clip writers (on
+/// ENOSPC) and `hearth check`.
+pub struct Retention {
+    index: Arc<Index>,
+    data_dir: PathBuf,
+    budget: Budget,
+    /// Open clip sizes, reported by the writers, used as the reserve.
+    reserved: Mutex<Reserved>,
+    /// Purges must not interleave (ENOSPC on several cameras at once).
+    running: Mutex<()>,
+}
+
+impl Retention {
+    pub fn new(index: Arc<Index>, data_dir: PathBuf, budget: Budget) -> Retention {
+        Retention { index, data_dir, budget, reserved: Mutex::new(HashMap::new()), running: Mutex::new(()) }
+    }
+
+    /// Records how much camera `name` expects its open clip to take (its last clip's size).
+    pub fn reserve(&self, camera: &str, bytes: u64) {
+        self.reserved.lock().unwrap_or_else(|p| p.into_inner()).insert(camera.to_owned(), bytes);
+    }
+
+    /// Deletes whatever the budgets require.
+    pub fn enforce(&self, now_us: i64) -> Result<PurgeReport, RetentionError> {
+        let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let rows = self.index.retention_candidates()?;
+        let reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let chosen = choose(&rows, &self.budget, &reserved, now_us);
+        let report = self.delete(&rows, &chosen)?;
+        self.index.delete_gaps_before(now_us.saturating_sub(self.budget.max_age_us))?;
+        if report.clips > 0 {
+            tracing::info!(clips = report.clips, bytes = report.bytes, "retention deleted the oldest clips");
+        }
+        Ok(report)
+    }
+
+    /// The disk is full: delete the single oldest closed clip whatever the budget says.
+    /// Returns whether anything was freed.
+    pub fn free_oldest(&self) -> bool {
+        let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let result = self.index.retention_candidates().map_err(RetentionError::from).and_then(|rows| {
+            let oldest: Vec<i64> = rows.first().map(|r| r.id).into_iter().collect();
+            self.delete(&rows, &oldest)
+        });
+        match result {
+            Ok(report) if report.clips > 0 => {
+                tracing::warn!(bytes = report.bytes, "disk full: deleted the oldest clip");
+                true
+            }
+            Ok(_) => {
+                tracing::error!("disk full and no closed clip left to delete");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "disk full and purging failed");
+                false
+            }
+        }
+    }
+
+    fn delete(&self, rows: &[RetentionRow], ids: &[i64]) -> Result<PurgeReport, RetentionError> {
+        let mut report = PurgeReport::default();
+        let by_id: HashMap<i64, &RetentionRow> = rows.iter().map(|r| (r.id, r)).collect();
+        for id in ids {
+            let Some(clip) = self.index.clip(*id)? else { continue };
+            delete_clip(&self.index, &self.data_dir, clip.id, &clip.path)?;
+            report.clips += 1;
+            report.bytes += by_id.get(id).map_or(0, |r| r.bytes.max(0) as u64);
+        }
+        Ok(report)
+    }
+}
+
+/// Deletes one clip in the crash-safe order: row marked, file removed, row deleted.
+pub fn delete_clip(index: &Index, data_dir: &std::path::Path, id: i64, rel_path: &str) -> Result<(), RetentionError> {
+    index.set_clip_state(id, ClipState::Deleting)?;
+    let path = data_dir.join(rel_path);
+    remove_if_exists(&path)?;
+    remove_if_exists(&part_path(&path))?;
+    index.delete_clip_row(id)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row(id: i64, camera: &str, start_s: i64, bytes: i64) -> RetentionRow {
+        RetentionRow { id, camera: camera.into(), start_us: start_s * 1_000_000, end_us: (start_s + 60) * 1_000_000, bytes }
+    }
+
+    fn budget(max_bytes: u64) -> Budget {
+        Budget { max_bytes, per_camera: HashMap::new(), max_age_us: i64::MAX / 2 }
+    }
+
+    #[test]
+    fn oldest_go_first_until_under_budget() {
+        let rows = vec![row(1, "a", 0, 100), row(2, "b", 60, 100), row(3, "a", 120, 100), row(4, "b", 180, 100)];
+        assert_eq!(choose(&rows, &budget(250), &Reserved::new(), 1000 * 1_000_000), vec![1, 2]);
+        assert_eq!(choose(&rows, &budget(400), &Reserved::new(), 1000 * 1_000_000), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn reserve_for_open_clips_counts() {
+        let rows = vec![row(1, "a", 0, 100), row(2, "a", 60, 100)];
+        let reserved = Reserved::from([("a".to_owned(), 100)]);
+        assert_eq!(choose(&rows, &budget(250), &reserved, 0), vec![1]);
+    }
+
+    #[test]
+    fn per_camera_budget_only_touches_that_camera() {
+        let rows = vec![row(1, "a", 0, 100), row(2, "b", 60, 100), row(3, "b", 120, 100), row(4, "b", 180, 100)];
+        let mut b = budget(10_000);
+        b.per_camera.insert("b".into(), 150);
+        assert_eq!(choose(&rows, &b, &Reserved::new(), 0), vec![2, 3]);
+    }
+
+    #[test]
+    fn age_limit_deletes_old_clips_regardless_of_size() {
+        let rows = vec![row(1, "a", 0, 1), row(2, "a", 10_000, 1)];
+        let b = Budget { max_bytes: u64::MAX, per_camera: HashMap::new(), max_age_us: 5_000 * 1_000_000 };
+        assert_eq!(choose(&rows, &b, &Reserved::new(), 12_000 * 1_000_000), vec![1]);
+    }
+
+    proptest! {
+        #[test]
+        fn result_fits_the_budget_and_deletes_a_prefix_per_camera(
+            sizes in proptest::collection::vec((0usize..3, 1i64..1000), 0..40),
+            max_bytes in 0u64..20_000,
+        ) {
+            let cameras = ["a", "b", "c"];
+            let rows: Vec<RetentionRow> = sizes.iter().enumerate()
+                .map(|(i, (cam, bytes))| row(i as i64, cameras[*cam], i as i64 * 60, *bytes)).collect();
+            let chosen = choose(&rows, &budget(max_bytes), &Reserved::new(), 0);
+            let kept: i64 = rows.iter().filter(|r| !chosen.contains(&r.id)).map(|r| r.bytes).sum();
+            prop_assert!(kept as u64 <= max_bytes);
+            // Oldest first: everything deleted is older than everything kept.
+            let newest_deleted = chosen.iter().max();
+            let oldest_kept = rows.iter().map(|r| r.id).filter(|id| !chosen.contains(id)).min();
+            if let (Some(d), Some(k)) = (newest_deleted, oldest_kept) {
+                prop_assert!(d < &k);
+            }
+        }
+    }
+}

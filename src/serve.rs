@@ -1,0 +1,207 @@
+//! The recording service: what `hearth serve` (and `hearth demo`) run.
+//!
+//! [`Service::start`] opens the index, unlocks the identity if a passphrase is available
+//! non-interactively (so interrupted clips can be recovered at once), reconciles the index
+//! with the files on disk, enforces retention, and then starts, per camera, an ingest task on
+//! the runtime and a clip-writer thread. [`Service::stop`] asks every camera to close its
+//! clip, waits for the writers to finish, and returns — nothing is left half-written on a
+//! clean stop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::camera::{self, CameraHandle, CameraStatus};
+use crate::clip::{ClipWriter, FreeSpace};
+use crate::config::Config;
+use crate::crypto::{CryptoError, PassphraseSource, Recipient, UnlockedIdentity};
+use crate::db::{ClipFilter, ClipState, DbError, Index};
+use crate::recorder::{ClipEvent, Recorder};
+use crate::recovery::{self, RecoveryError};
+use crate::retention::{Budget, Retention};
+use crate::shutdown::{self, ShutdownTrigger};
+
+/// Clip events buffered between a camera and its writer: ~4 minutes of 1 s fragments, so a
+/// slow SD card can lag behind briefly without stalling the camera connection.
+const WRITER_QUEUE: usize = 256;
+/// How often retention runs besides after every clip (for `max_age_days`).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
+/// A running recorder.
+pub struct Service {
+    pub config: Arc<Config>,
+    pub index: Arc<Index>,
+    pub cameras: Vec<CameraHandle>,
+    trigger: ShutdownTrigger,
+    ingest: JoinSet<()>,
+    writers: Vec<JoinHandle<()>>,
+}
+
+/// Unlocks the identity from a non-interactive passphrase source, if there is one.
+pub async fn unlock_with(
+    config: &Config,
+    source: Option<PassphraseSource>,
+) -> Result<Option<Arc<UnlockedIdentity>>, CryptoError> {
+    let Some(source) = source else { return Ok(None) };
+    let identity_file = config.crypto.identity_file.clone();
+    let recipient = Recipient::parse(&config.crypto.recipient)?;
+    let identity = tokio::task::spawn_blocking(move || {
+        let passphrase = source.read("")?;
+        crate::crypto::unlock_identity(&identity_file, &passphrase, &recipient)
+    })
+    .await
+    .map_err(|e| CryptoError::Io { path: PathBuf::from("<unlock>"), source: std::io::Error::other(e) })??;
+    Ok(Some(Arc::new(identity)))
+}
+
+impl Service {
+    /// Starts recording. `passphrase` (usually [`PassphraseSource::from_environment`]) lets
+    /// interrupted clips be recovered at once; without it they wait for an unlock.
+    pub async fn start(config: Config, passphrase: Option<PassphraseSource>) -> Result<Service, ServeError> {
+        let config = Arc::new(config);
+        std::fs::create_dir_all(config.clips_dir())
+            .map_err(|source| ServeError::DataDir { path: config.clips_dir(), source })?;
+        let index = Arc::new(Index::open(&config.db_path())?);
+        let recipient = Recipient::parse(&config.crypto.recipient)?;
+        let identity = unlock_with(&config, passphrase).await?;
+
+        let report = {
+            let (index, data_dir, identity, recipient) =
+                (index.clone(), config.data_dir.clone(), identity.clone(), recipient.clone());
+            tokio::task::spawn_blocking(move || {
+                recovery::reconcile(&index, &data_dir, identity.as_deref(), &recipient)
+            })
+            .await
+            .expect("reconcile does not panic")?
+        };
+        report.log();
+
+        let retention = Arc::new(Retention::new(index.clone(), config.data_dir.clone(), budget(&config)));
+        if let Err(e) = retention.enforce(crate::time::now_us()) {
+            tracing::error!(error = %e, "retention failed");
+        }
+
+        let (trigger, shutdown) = shutdown::channel();
+        let mut ingest = JoinSet::new();
+        let mut writers = Vec::new();
+        let mut cameras = Vec::new();
+        for camera in &config.cameras {
+            let (events_tx, events_rx) = mpsc::channel(WRITER_QUEUE);
+            let (status_tx, status_rx) = watch::channel(CameraStatus::default());
+            let free_space: FreeSpace = {
+                let retention = retention.clone();
+                Arc::new(move || retention.free_oldest())
+            };
+            let writer = ClipWriter::new(
+                &camera.name,
+                &config.data_dir,
+                index.clone(),
+                recipient.clone(),
+                config.storage.flush_seconds,
+                free_space,
+            );
+            writers.push(spawn_writer(camera.name.clone(), writer, events_rx, retention.clone())?);
+            let last_end = last_recorded_end(&index, &camera.name)?;
+            let recorder = Recorder::new(config.storage.clip_seconds, last_end);
+            ingest.spawn(camera::run(camera.clone(), recorder, events_tx, status_tx, shutdown.clone()));
+            cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx });
+        }
+        ingest.spawn(retention_loop(retention, shutdown.clone()));
+        tracing::info!(cameras = config.cameras.len(), data_dir = %config.data_dir.display(), "recording");
+        Ok(Service { config, index, cameras, trigger, ingest, writers })
+    }
+
+    /// Closes every open clip and waits for the files to be finished.
+    pub async fn stop(mut self) {
+        self.trigger.trigger();
+        while self.ingest.join_next().await.is_some() {}
+        let writers = std::mem::take(&mut self.writers);
+        let _ = tokio::task::spawn_blocking(move || {
+            for writer in writers {
+                let _ = writer.join();
+            }
+        })
+        .await;
+        tracing::info!("all clips closed");
+    }
+}
+
+fn budget(config: &Config) -> Budget {
+    Budget {
+        max_bytes: config.storage.max_bytes.0,
+        per_camera: config.cameras.iter().filter_map(|c| Some((c.name.clone(), c.max_bytes?.0))).collect(),
+        max_age_us: i64::from(config.storage.max_age_days) * 86_400 * 1_000_000,
+    }
+}
+
+fn last_recorded_end(index: &Index, camera: &str) -> Result<Option<i64>, DbError> {
+    let filter = ClipFilter { camera: Some(camera), state: Some(ClipState::Closed), ..ClipFilter::default() };
+    Ok(index.clips(&filter)?.last().map(|c| c.end_us))
+}
+
+fn spawn_writer(
+    camera: String,
+    mut writer: ClipWriter,
+    mut events: mpsc::Receiver<ClipEvent>,
+    retention: Arc<Retention>,
+) -> Result<JoinHandle<()>, ServeError> {
+    let name = format!("writer-{camera}");
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let mut failing = false;
+            while let Some(event) = events.blocking_recv() {
+                match writer.handle(event) {
+                    Ok(Some(closed)) => {
+                        failing = false;
+                        // The clip now being written will be about as big; leave room for it
+                        // with a margin for a busier scene.
+                        retention.reserve(&camera, closed.bytes.saturating_mul(3) / 2);
+                        if let Err(e) = retention.enforce(crate::time::now_us()) {
+                            tracing::error!(error = %e, "retention failed");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!(camera = %camera, error = %e, "cannot write clip; it will be recovered at next start");
+                        }
+                        failing = true;
+                        writer.abandon();
+                    }
+                }
+            }
+            writer.abandon();
+        })
+        .map_err(|source| ServeError::DataDir { path: PathBuf::from("<writer thread>"), source })
+}
+
+async fn retention_loop(retention: Arc<Retention>, mut shutdown: shutdown::Shutdown) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+            _ = shutdown.recv() => return,
+        }
+        let retention = retention.clone();
+        let result = tokio::task::spawn_blocking(move || retention.enforce(crate::time::now_us())).await;
+        if let Ok(Err(e)) = result {
+            tracing::error!(error = %e, "retention failed");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Drives the real `hearth` binary for integration tests: a data dir made by `hearth init`,
+//! cameras added to its config, `hearth serve` started and stopped (cleanly or with
+//! `kill -9`), and the CLI's views of the index (`clips ls --json`, `clips decrypt`, `check`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSPHRASE: &str = "integration test passphrase";
+
+pub fn hearth_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hearth")
+}
+
+/// One indexed clip as `hearth clips ls --json` shows it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ClipRow {
+    pub id: i64,
+    pub camera: String,
+    pub start: String,
+    pub end: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_90k: i64,
+    pub bytes: i64,
+    pub frames: i64,
+    pub keyframes: i64,
+    pub codec: String,
+    pub width: i64,
+    pub height: i64,
+    pub has_audio: bool,
+    pub path: String,
+}
+
+pub struct CameraSpec {
+    pub name: String,
+    pub url: String,
+    pub extra: String,
+}
+
+/// A data dir with a config and identity, and optionally a running `hearth serve`.
+pub struct Hub {
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    pub passphrase_file: PathBuf,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Hub {
+    /// `hearth init`, then the storage settings and cameras appended to the config.
+    pub fn new(storage: &str, cameras: &[CameraSpec]) -> Hub {
+        let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let passphrase_file = dir.path().join("passphrase");
+        std::fs::write(&passphrase_file, PASSPHRASE).unwrap();
+        let out = Command::new(hearth_bin())
+            .args(["init", "--data-dir"])
+            .arg(&data_dir)
+            .arg("--passphrase-file")
+            .arg(&passphrase_file)
+            .env_remove("HEARTH_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "hearth init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let config = data_dir.join("config.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        if !storage.is_empty() {
+            // Replace the generated [storage] table with the test's.
+            let start = text.find("[storage]").unwrap();
+            let end = text.find("[crypto]").unwrap();
+            text.replace_range(start..end, &format!("[storage]\n{storage}\n\n"));
+        }
+        for camera in cameras {
+            text.push_str(&format!("\n[[camera]]\nname = \"{}\"\nurl = \"{}\"\n{}\n", camera.name, camera.url, camera.extra));
+        }
+        std::fs::write(&config, text).unwrap();
+        let log_path = dir.path().join("serve.log");
+        Hub { dir, data_dir, config, passphrase_file, child: None, log_path }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(hearth_bin());
+        cmd.arg("--config").arg(&self.config).env("HEARTH_PASSPHRASE_FILE", &self.passphrase_file);
+        cmd.env("HEARTH_LOG", "info,hearth=debug");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Starts `hearth serve`, its log appended to serve.log.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already serving");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let child = self
+            .command()
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGTERM and wait; asserts a clean exit (status 0).
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("not serving");
+        unsafe_kill(child.id(), "TERM");
+        let status = wait_with_timeout(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("hearth serve did not stop within 20 s of SIGTERM\n{}", self.log())
+        });
+        assert!(status.success(), "hearth serve exited with {status}\n{}", self.log());
+    }
+
+    /// `kill -9`: a power cut as far as hearth can tell.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("not serving");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn is_serving(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Closed clips, oldest first.
+    pub fn clips(&self) -> Vec<ClipRow> {
+        let out = self.run(&["clips", "ls", "--json"]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("nothing recorded yet") {
+                return Vec::new();
+            }
+            panic!("clips ls failed: {stderr}");
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("clips ls JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Decrypts clip `id` with the CLI into the test dir and returns the path.
+    pub fn decrypt(&self, id: i64) -> PathBuf {
+        let out_path = self.dir.path().join(format!("clip-{id}.mp4"));
+        let out = self.run(&["clips", "decrypt", &id.to_string(), "-o", out_path.to_str().unwrap()]);
+        assert!(out.status.success(), "decrypt {id}: {}", String::from_utf8_lossy(&out.stderr));
+        out_path
+    }
+
+    /// Waits until at least `n` clips are closed.
+    pub fn wait_for_clips(&mut self, n: usize, timeout: Duration) -> Vec<ClipRow> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let clips = self.clips();
+            if clips.len() >= n {
+                return clips;
+            }
+            if Instant::now() > deadline {
+                panic!("expected {n} clips within {timeout:?}, have {}\n{}", clips.len(), self.log());
+            }
+            if self.child.is_some() && !self.is_serving() {
+                panic!("hearth serve died\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Every regular file under the data dir.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        walk(&self.data_dir, &mut out);
+        out
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Signs of plaintext video in `bytes`: an MP4 box header (`ftyp`, `moov`, `moof`, `mdat`
+/// preceded by a plausible 32-bit size), or a run of at least three H.264 start codes each
+/// followed by a slice/SPS/PPS NAL header. The size and NAL-header conditions keep ordinary
+/// binary files (SQLite pages are full of big-endian 1s) from tripping it.
+pub fn plaintext_markers(bytes: &[u8]) -> Vec<(usize, &'static str)> {
+    let mut found = Vec::new();
+    let mut start_codes = Vec::new();
+    for i in 0..bytes.len().saturating_sub(8) {
+        let window = &bytes[i..i + 8];
+        let size = u32::from_be_bytes([window[0], window[1], window[2], window[3]]);
+        let fourcc = &window[4..8];
+        let named = match fourcc {
+            b"ftyp" => Some("ftyp box"),
+            b"moov" => Some("moov box"),
+            b"moof" => Some("moof box"),
+            b"mdat" => Some("mdat box"),
+            _ => None,
+        };
+        if let Some(name) = named {
+            if (8..1 << 30).contains(&size) {
+                found.push((i, name));
+            }
+        }
+        // NAL headers with nal_ref_idc > 0 (what cameras send for slices, SPS and PPS).
+        if window[..4] == [0, 0, 0, 1] && matches!(window[4], 0x21 | 0x25 | 0x27 | 0x28 | 0x41 | 0x45 | 0x47 | 0x48 | 0x61 | 0x65 | 0x67 | 0x68) {
+            start_codes.push(i);
+        }
+    }
+    if start_codes.len() >= 3 {
+        found.push((start_codes[0], "run of H.264 start codes"));
+    }
+    found
+}
+
+/// Length of an age file's header (through the `---` line and its 32-byte MAC, then the
+/// 16-byte payload nonce), after which everything is ciphertext.
+pub fn age_header_len(bytes: &[u8]) -> Option<usize> {
+    let marker = b"\n--- ";
+    let pos = bytes.windows(marker.len()).position(|w| w == marker)?;
+    let line_end = pos + 1 + bytes[pos + 1..].iter().position(|b| *b == b'\n')?;
+    Some(line_end + 1 + 16)
+}

@@ -109,6 +109,7 @@ pub async fn run(
             backoff = BACKOFF_MIN; // it worked for a while: this is a new outage
         }
         let delay = jittered(backoff);
+        tracing::debug!(camera = %name, delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
         backoff = (backoff * 2).min(BACKOFF_MAX);
         let wait = async {
             if matches!(error, IngestError::Unreachable(_)) {

@@ -176,26 +176,45 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
     if config.cameras.is_empty() {
         tracing::warn!("no [[camera]] in the config: nothing to record");
     }
-    let service = hearth::serve::Service::start(config, PassphraseSource::from_environment()).await?;
-    wait_for_signal().await?;
+    // Handlers first: a SIGTERM during start-up (recovery can take a while) must stop us
+    // cleanly too, not kill us with the default action.
+    let mut signals = Signals::install()?;
+    let service = tokio::select! {
+        service = hearth::serve::Service::start(config, PassphraseSource::from_environment()) => service?,
+        _ = signals.recv() => {
+            tracing::info!("stopped during start-up");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    signals.recv().await;
     tracing::info!("stopping: closing open clips");
     service.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM (systemd) and SIGINT (Ctrl-C), installed once so none is missed in between.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_seconds: u32) -> Result<ExitCode> {
     use hearth::demo::{DemoCamera, DemoOptions};
+    let mut signals = Signals::install()?;
     let temp = tempfile::Builder::new().prefix("hearth-demo-").tempdir()?;
     let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
     std::fs::create_dir_all(&data_dir)?;
@@ -238,9 +257,9 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     match seconds {
         Some(s) => tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(s)) => {}
-            r = wait_for_signal() => r?,
+            _ = signals.recv() => {}
         },
-        None => wait_for_signal().await?,
+        None => signals.recv().await,
     }
     service.stop().await;
     camera.shutdown().await;
@@ -258,11 +277,12 @@ async fn demo_camera(listen: std::net::SocketAddr, width: u32, height: u32, bitr
     if !listen.ip().is_loopback() {
         bail!("the demo camera only listens on loopback addresses");
     }
+    let mut signals = Signals::install()?;
     let pattern = PatternOptions { width, height, seconds, bitrate, ..PatternOptions::default() };
     let camera = DemoCamera::start(listen, DemoOptions { pattern, ..DemoOptions::default() }).await?;
     println!("serving {}", camera.url());
     std::io::stdout().flush()?;
-    wait_for_signal().await?;
+    signals.recv().await;
     camera.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -176,16 +176,27 @@ fn survives_camera_outage_and_records_the_gap() {
     let gap_s = (clips[1].start_us - clips[0].end_us) as f64 / 1e6;
     assert!(gap_s > 8.0 && gap_s < 17.0, "gap of {gap_s} s for a 10 s outage");
     verify_clips(&hub, &clips[..1], 640, 360, false);
-    assert!(hub.log().matches("camera offline").count() == 1, "offline logged once per change, not per retry:\n{}", hub.log());
+    // Logged once per change (state or error), not once per retry: while the camera was down
+    // hearth retried every second or so, but said so at debug level only.
+    let log = hub.log();
+    let offline: Vec<&str> = log.lines().filter(|l| l.contains("camera offline")).collect();
+    let retries = log.lines().filter(|l| l.contains("reconnecting")).count();
+    assert!(retries >= 3, "expected several reconnection attempts in 10 s, saw {retries}\n{log}");
+    assert!(offline.len() <= 2, "offline logged per retry:\n{log}");
+    for pair in offline.windows(2) {
+        assert_ne!(pair[0].split("error=").nth(1), pair[1].split("error=").nth(1), "same error logged twice:\n{log}");
+    }
     eprintln!("recording resumed {resumed_after:?} after the camera came back");
 }
 
 #[test]
 fn retention_keeps_the_archive_under_a_tiny_budget() {
     require_gst();
-    let server = RtspServer::start(RtspServerOptions { bitrate_kbps: 2000, ..Default::default() });
-    // ~2 Mbit/s in 2-3 s clips is ~0.6 MB a clip: a 2 MB budget holds about three.
-    let mut hub = Hub::new("clip_seconds = 2\nmax_bytes = \"2MB\"", &[camera("door", &server, "")]);
+    let server = RtspServer::start(RtspServerOptions { bitrate_kbps: 4000, ..Default::default() });
+    // GStreamer's simple test scene encodes to ~0.5 Mbit/s, ~120 kB a 2 s clip: 25 s of it is
+    // well over the 1 MB budget, which holds about six clips.
+    const BUDGET: u64 = 1_000_000;
+    let mut hub = Hub::new("clip_seconds = 2\nmax_bytes = \"1MB\"", &[camera("door", &server, "")]);
     hub.start();
     let mut seen_ids = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(25);
@@ -201,12 +212,12 @@ fn retention_keeps_the_archive_under_a_tiny_budget() {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
-        assert!(on_disk <= 2_000_000, "clips use {on_disk} B on disk, over the 2 MB budget");
+        assert!(on_disk <= BUDGET, "clips use {on_disk} B on disk, over the 1 MB budget");
     }
     hub.stop();
     let clips = hub.clips();
     let clip_bytes: i64 = clips.iter().map(|c| c.bytes).sum();
-    assert!(clip_bytes <= 2_000_000);
+    assert!(clip_bytes as u64 <= BUDGET);
     assert!(seen_ids.len() > clips.len(), "nothing was ever deleted");
     // Oldest first: what survives is the newest run of ids.
     let kept: Vec<i64> = clips.iter().map(|c| c.id).collect();

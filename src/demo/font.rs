@@ -65,11 +65,7 @@ const GLYPHS: &[(char, Glyph)] = &[
 /// Looks up a glyph; lower-case letters share the upper-case shapes.
 fn glyph(c: char) -> &'static Glyph {
     let c = c.to_ascii_uppercase();
-    GLYPHS
-        .iter()
-        .find(|(g, _)| *g == c)
-        .map(|(_, bits)| bits)
-        .unwrap_or(&UNKNOWN)
+    GLYPHS.iter().find(|(g, _)| *g == c).map(|(_, bits)| bits).unwrap_or(&UNKNOWN)
 }
 
 /// Whether font pixel (`col`, `row`) of `c` is lit.
@@ -191,14 +187,9 @@ mod tests {
         let mut buf = vec![0u8; 6 * 8];
         let mut plane = Plane { data: &mut buf, stride: 6, width: 6, height: 8 };
         draw_text(&mut plane, 0, 0, 1, "8", 1);
-        let rows: Vec<String> = buf
-            .chunks(6)
-            .map(|r| r.iter().map(|&v| if v == 1 { '#' } else { '.' }).collect())
-            .collect();
-        assert_eq!(
-            rows,
-            [".###..", "#...#.", "#...#.", ".###..", "#...#.", "#...#.", ".###..", "......"]
-        );
+        let rows: Vec<String> =
+            buf.chunks(6).map(|r| r.iter().map(|&v| if v == 1 { '#' } else { '.' }).collect()).collect();
+        assert_eq!(rows, [".###..", "#...#.", "#...#.", ".###..", "#...#.", "#...#.", ".###..", "......"]);
     }
 
     #[test]
@@ -206,7 +197,7 @@ mod tests {
         let mut buf = vec![0u8; 4 * 4];
         let mut plane = Plane { data: &mut buf, stride: 4, width: 4, height: 4 };
         draw_text(&mut plane, 2, 2, 3, "HEARTH", 255);
-        assert!(buf.iter().any(|&v| v == 255));
+        assert!(buf.contains(&255));
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl Request {
 pub(crate) enum Incoming {
     Request(Request),
     /// An interleaved binary frame (e.g. an RTCP receiver report); ignored.
-    Interleaved { channel: u8, len: usize },
+    Interleaved {
+        channel: u8,
+        len: usize,
+    },
     /// Stray CR/LF between messages, which some clients send.
     Blank,
 }
@@ -105,9 +108,11 @@ fn parse_interleaved(buf: &[u8]) -> Option<(Incoming, usize)> {
     (buf.len() >= 4 + len).then_some((Incoming::Interleaved { channel: header[1], len }, 4 + len))
 }
 
+/// A request head split into lines, and the offset just past its blank line.
+type HeadLines<'a> = (Vec<&'a [u8]>, usize);
+
 /// Splits the head into lines (CRLF or bare LF), enforcing the size limits.
-/// Returns the lines and the offset just past the blank line ending the head.
-fn head_lines(buf: &[u8]) -> Result<Option<(Vec<&[u8]>, usize)>, FramingError> {
+fn head_lines(buf: &[u8]) -> Result<Option<HeadLines<'_>>, FramingError> {
     let mut lines = Vec::new();
     let mut pos = 0;
     loop {
@@ -379,7 +384,12 @@ mod tests {
             ("X: y\r\n".repeat(MAX_HEADERS + 2).into_bytes(), FramingError::TooManyHeaders),
         ];
         for (raw, want) in cases {
-            assert_eq!(parse_message(&raw), Err(want.clone()), "{:?}", String::from_utf8_lossy(&raw[..raw.len().min(60)]));
+            assert_eq!(
+                parse_message(&raw),
+                Err(want.clone()),
+                "{:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(60)])
+            );
             assert!(matches!(want.status().code(), 400 | 505));
         }
     }

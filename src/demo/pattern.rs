@@ -38,10 +38,10 @@ impl PatternOptions {
     /// spending seconds of CPU on them.
     pub fn validate(&self) -> Result<(), DemoError> {
         let bad = |what: &str| Err(DemoError::InvalidOptions(what.to_owned()));
-        if !(64..=3840).contains(&self.width) || self.width % 2 != 0 {
+        if !(64..=3840).contains(&self.width) || !self.width.is_multiple_of(2) {
             return bad("width must be even and within 64..=3840");
         }
-        if !(64..=2160).contains(&self.height) || self.height % 2 != 0 {
+        if !(64..=2160).contains(&self.height) || !self.height.is_multiple_of(2) {
             return bad("height must be even and within 64..=2160");
         }
         if !(1..=60).contains(&self.fps) {
@@ -86,7 +86,9 @@ pub struct EncodedLoop {
     pub pps: Bytes,
     /// Frames in presentation order (which is also decode order: no B-frames).
     pub frames: Vec<EncodedFrame>,
+    /// Frames per second; each frame lasts `90_000 / fps` RTP ticks.
     pub fps: u32,
+    /// Picture size in pixels.
     pub width: u32,
     pub height: u32,
 }
@@ -242,6 +244,7 @@ impl Layout {
         for (i, c) in BARS.iter().enumerate() {
             img.fill_rect(i * bar_w, 0, bar_w + 1, self.bars_h, *c);
         }
+        add_grain(&mut img.y[..self.bars_h * self.width], frame);
         let box_y = (self.bars_h - self.box_size) / 2;
         img.fill_rect(self.box_x(frame), box_y, self.box_size, self.box_size, WHITE);
         img.fill_rect(0, self.bars_h, self.width, self.height - self.bars_h, BAND);
@@ -251,6 +254,21 @@ impl Layout {
         font::draw_text(&mut luma, self.text_x, self.line1_y, self.text_scale, &clock_text(frame, fps), TEXT_Y);
         font::draw_text(&mut luma, self.text_x, self.line2_y, self.text_scale, &counter_text(frame), TEXT_Y);
         img
+    }
+}
+
+/// Adds faint sensor-like noise (luma ±2) that changes every frame, so the
+/// stream costs camera-like bits per frame instead of almost nothing, while
+/// staying far below any sensible motion-detection threshold.
+fn add_grain(luma: &mut [u8], frame: usize) {
+    // xorshift32, seeded per frame: deterministic and cheap.
+    let mut state = (frame as u32).wrapping_mul(0x9E37_79B9) | 1;
+    for px in luma.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let delta = (state >> 29) as i16 % 5 - 2; // -2..=2
+        *px = (i16::from(*px) + delta).clamp(16, 235) as u8;
     }
 }
 
@@ -352,7 +370,9 @@ fn ff(context: &'static str) -> impl Fn(ffmpeg::Error) -> DemoError {
 /// Baseline), no B-frames and no lookahead so output order equals input order
 /// (zero composition offsets), fixed GOP with scene-cut detection off so
 /// keyframes come exactly every `gop` frames, and in-band parameter sets
-/// (no global header) so every IDR carries SPS/PPS, like a camera.
+/// (no global header) so every IDR carries SPS/PPS, like a camera. `log=0`
+/// keeps x264's own chatter (CPU flags, statistics) to errors only, without
+/// touching ffmpeg's process-wide log level.
 fn x264_options(opts: &PatternOptions) -> ffmpeg::Dictionary<'static> {
     let kbps = (opts.bitrate / 1000).max(1);
     let gop = opts.gop();
@@ -363,7 +383,7 @@ fn x264_options(opts: &PatternOptions) -> ffmpeg::Dictionary<'static> {
         "x264-params",
         &format!(
             "keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:rc-lookahead=0:\
-             sync-lookahead=0:mbtree=0:repeat-headers=1:aud=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+             sync-lookahead=0:mbtree=0:repeat-headers=1:aud=0:vbv-maxrate={kbps}:vbv-bufsize={kbps}:log=0"
         ),
     );
     d
@@ -372,10 +392,8 @@ fn x264_options(opts: &PatternOptions) -> ffmpeg::Dictionary<'static> {
 fn open_encoder(opts: &PatternOptions) -> Result<ffmpeg::encoder::Video, DemoError> {
     ffmpeg::init().map_err(ff("ffmpeg init"))?;
     let codec = ffmpeg::encoder::find_by_name("libx264").ok_or(DemoError::EncoderNotFound("libx264"))?;
-    let mut enc = ffmpeg::codec::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(ff("video encoder context"))?;
+    let mut enc =
+        ffmpeg::codec::Context::new_with_codec(codec).encoder().video().map_err(ff("video encoder context"))?;
     enc.set_width(opts.width);
     enc.set_height(opts.height);
     enc.set_format(ffmpeg::format::Pixel::YUV420P);

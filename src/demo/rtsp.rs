@@ -25,7 +25,10 @@ use super::message::{parse_message, Incoming, Request, Response, Status};
 use super::pattern::EncodedLoop;
 use super::rtp::{ntp_timestamp, RtpSender};
 
-/// Session timeout we announce; a client silent for this long is dropped.
+/// Session timeout we announce. Enforced only until PLAY: a silent client
+/// that never gets that far is dropped, while during playback TCP itself
+/// reports a departed client and the write timeout a stalled one, so players
+/// that skip keep-alives are not cut off.
 pub(crate) const SESSION_TIMEOUT_SECS: u64 = 60;
 /// A client that cannot take a frame (or a response) for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,9 +141,10 @@ impl Connection {
                 Ok(Flow::Close) | Err(_) => return,
                 Ok(Flow::Abort) => return linger(&mut reader, &mut writer).await,
             }
+            let playing = self.session.as_ref().is_some_and(|s| s.playing.is_some());
             tokio::select! {
                 _ = stop.changed() => return,
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = tokio::time::sleep_until(deadline), if !playing => {
                     debug!("demo camera: client idle for {idle:?}, closing");
                     return;
                 }
@@ -208,9 +212,9 @@ impl Connection {
         let Some((user, pass)) = &self.config.credentials else {
             return true;
         };
-        req.header("Authorization")
-            .and_then(parse_basic)
-            .is_some_and(|(u, p)| constant_time_eq(u.as_bytes(), user.as_bytes()) & constant_time_eq(p.as_bytes(), pass.as_bytes()))
+        req.header("Authorization").and_then(parse_basic).is_some_and(|(u, p)| {
+            constant_time_eq(u.as_bytes(), user.as_bytes()) & constant_time_eq(p.as_bytes(), pass.as_bytes())
+        })
     }
 
     /// True if `url` names our presentation, or (with `track`) its stream.
@@ -320,16 +324,19 @@ impl Connection {
     /// Packets for the next frame of the loop, plus a sender report every
     /// few seconds. Parameter sets precede every keyframe, as cameras do.
     fn next_frame_packets(&mut self) -> BytesMut {
-        let mut out = BytesMut::new();
         let Some(playing) = self.session.as_mut().and_then(|s| s.playing.as_mut()) else {
-            return out;
+            return BytesMut::new();
         };
         let n = playing.frames_sent;
         playing.frames_sent += 1;
         let enc = &self.config.encoded;
         let Some(frame) = enc.frames.get((n % enc.frames.len().max(1) as u64) as usize) else {
-            return out;
+            return BytesMut::new();
         };
+        // Sized for payload plus per-packet headers (18 bytes per ≤1400), so
+        // a large keyframe is built without reallocating.
+        let payload: usize = frame.nals.iter().map(|n| n.len()).sum::<usize>() + enc.sps.len() + enc.pps.len();
+        let mut out = BytesMut::with_capacity(payload + payload / 64 + 256);
         let ts = rtp_time(self.rtp_base, n, enc.fps);
         let params: &[&[u8]] = if frame.is_keyframe { &[&enc.sps, &enc.pps] } else { &[] };
         let nals = params.iter().copied().chain(frame.nals.iter().map(|b| &b[..]));
@@ -373,10 +380,7 @@ async fn write_all<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> io::Result<
 async fn linger<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(r: &mut R, w: &mut W) {
     let _ = w.shutdown().await;
     let mut scratch = [0u8; 4096];
-    let _ = tokio::time::timeout(LINGER, async {
-        while matches!(r.read(&mut scratch).await, Ok(n) if n > 0) {}
-    })
-    .await;
+    let _ = tokio::time::timeout(LINGER, async { while matches!(r.read(&mut scratch).await, Ok(n) if n > 0) {} }).await;
 }
 
 /// RTP timestamp of frame `n`: exact 90 kHz arithmetic, wrapping like RTP.
@@ -589,7 +593,8 @@ mod tests {
 
         let (r, _) = c.handle(&req("PLAY", URL, &[]));
         assert_eq!(r.status(), Status::MethodNotValidInThisState);
-        let (r, _) = c.handle(&req("SETUP", &format!("{URL}/trackID=0"), &[("Transport", "RTP/AVP;unicast;client_port=1-2")]));
+        let (r, _) =
+            c.handle(&req("SETUP", &format!("{URL}/trackID=0"), &[("Transport", "RTP/AVP;unicast;client_port=1-2")]));
         assert_eq!(r.status(), Status::UnsupportedTransport);
         let (r, _) = c.handle(&req("SETUP", &format!("{URL}/trackID=0"), &[]));
         assert_eq!(r.status(), Status::BadRequest);

@@ -16,10 +16,7 @@ pub(super) fn fourcc_text(fourcc: &FourCc) -> String {
 }
 
 pub(super) fn malformed(offset: u64, what: impl Into<String>) -> MuxError {
-    MuxError::Malformed {
-        offset,
-        what: what.into(),
-    }
+    MuxError::Malformed { offset, what: what.into() }
 }
 
 /// Big-endian appends, the only byte order MP4 knows.
@@ -92,7 +89,7 @@ impl BoxHeader {
     }
 
     /// The header exactly as it would appear in a file (8 or 16 bytes).
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn encode(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(LARGE_HEADER_LEN as usize);
         if self.header_len == LARGE_HEADER_LEN {
             out.put_u32(1);
@@ -109,12 +106,7 @@ impl BoxHeader {
 
 /// Checks the size a header declares: size 0 ("to the end of the file") is refused because
 /// hearth streams never use it and a reader of a growing or truncated file cannot honour it.
-pub(super) fn checked_header(
-    fourcc: FourCc,
-    size: u64,
-    header_len: u64,
-    offset: u64,
-) -> Result<BoxHeader, MuxError> {
+pub(super) fn checked_header(fourcc: FourCc, size: u64, header_len: u64, offset: u64) -> Result<BoxHeader, MuxError> {
     if size == 0 {
         return Err(malformed(
             offset,
@@ -127,11 +119,7 @@ pub(super) fn checked_header(
             format!("box '{}' declares size {size}, smaller than its {header_len}-byte header", fourcc_text(&fourcc)),
         ));
     }
-    Ok(BoxHeader {
-        fourcc,
-        size,
-        header_len,
-    })
+    Ok(BoxHeader { fourcc, size, header_len })
 }
 
 /// Bounds-checked reads from box contents held in memory. `base` is the stream offset of
@@ -232,10 +220,7 @@ pub(super) struct ChildBox<'a> {
 
 /// Iterates the boxes packed in `data` (a container's body); stops after the first error.
 pub(super) fn child_boxes(data: &[u8], base: u64) -> ChildBoxes<'_> {
-    ChildBoxes {
-        reader: ByteReader::new(data, base),
-        failed: false,
-    }
+    ChildBoxes { reader: ByteReader::new(data, base), failed: false }
 }
 
 pub(super) struct ChildBoxes<'a> {
@@ -271,11 +256,7 @@ impl<'a> Iterator for ChildBoxes<'a> {
 }
 
 /// The first child box of the given type, if any.
-pub(super) fn find_child<'a>(
-    data: &'a [u8],
-    base: u64,
-    fourcc: &FourCc,
-) -> Result<Option<ChildBox<'a>>, MuxError> {
+pub(super) fn find_child<'a>(data: &'a [u8], base: u64, fourcc: &FourCc) -> Result<Option<ChildBox<'a>>, MuxError> {
     for child in child_boxes(data, base) {
         let child = child?;
         if &child.fourcc == fourcc {
@@ -292,9 +273,8 @@ pub(super) fn require_child<'a>(
     fourcc: &FourCc,
     parent: &str,
 ) -> Result<ChildBox<'a>, MuxError> {
-    find_child(data, base, fourcc)?.ok_or_else(|| {
-        malformed(base, format!("{parent} has no '{}' box", fourcc_text(fourcc)))
-    })
+    find_child(data, base, fourcc)?
+        .ok_or_else(|| malformed(base, format!("{parent} has no '{}' box", fourcc_text(fourcc))))
 }
 
 #[cfg(test)]

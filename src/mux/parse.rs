@@ -2,9 +2,7 @@
 //! the in-place retiming of a `moof` for export. Every field read is bounds-checked: these
 //! bytes come from files that may be corrupt or hostile.
 
-use super::boxes::{
-    child_boxes, find_child, malformed, require_child, ByteReader, ChildBox, FourCc,
-};
+use super::boxes::{child_boxes, find_child, malformed, require_child, ByteReader, ChildBox, FourCc};
 use super::{MuxError, Sample, TrackConfig, TrackKind, SAMPLE_IS_NON_SYNC};
 
 /// More samples than this in one fragment is treated as corruption: it bounds the memory a
@@ -62,18 +60,11 @@ impl TrackInfo {
     /// handlers hearth doesn't record or an audio entry too short to carry its format.
     pub fn to_track_config(&self) -> Option<TrackConfig> {
         let kind = match &self.handler {
-            b"vide" => TrackKind::Video {
-                width: self.width,
-                height: self.height,
-            },
+            b"vide" => TrackKind::Video { width: self.width, height: self.height },
             b"soun" => self.audio_kind()?,
             _ => return None,
         };
-        Some(TrackConfig {
-            kind,
-            timescale: self.timescale,
-            sample_entry: self.sample_entry.clone(),
-        })
+        Some(TrackConfig { kind, timescale: self.timescale, sample_entry: self.sample_entry.clone() })
     }
 
     /// Channel count and rate from an AudioSampleEntry: header (8), reserved (6), data
@@ -83,10 +74,7 @@ impl TrackInfo {
         let entry = &self.sample_entry;
         let channels = u16::from_be_bytes([*entry.get(24)?, *entry.get(25)?]);
         let rate = u16::from_be_bytes([*entry.get(32)?, *entry.get(33)?]);
-        Some(TrackKind::Audio {
-            channels,
-            sample_rate: u32::from(rate),
-        })
+        Some(TrackKind::Audio { channels, sample_rate: u32::from(rate) })
     }
 }
 
@@ -117,11 +105,7 @@ pub(super) fn parse_init(ftyp: &[u8], moov: &[u8], moov_offset: u64) -> Result<I
     let mut bytes = Vec::with_capacity(ftyp.len() + moov.len());
     bytes.extend_from_slice(ftyp);
     bytes.extend_from_slice(moov);
-    Ok(InitInfo {
-        bytes,
-        tracks,
-        defaults,
-    })
+    Ok(InitInfo { bytes, tracks, defaults })
 }
 
 fn check_tracks(tracks: &[TrackInfo], moov_offset: u64) -> Result<(), MuxError> {
@@ -270,17 +254,12 @@ pub(super) fn parse_moof(moof: &[u8], moof_offset: u64, init: &InitInfo) -> Resu
         let child = child?;
         if &child.fourcc == b"traf" {
             // Without an explicit base, a traf's data follows the previous traf's data.
-            let previous_end = trafs
-                .last()
-                .and_then(|traf| traf.data_ranges.last())
-                .map_or(moof_offset, |&(start, len)| start + len);
+            let previous_end =
+                trafs.last().and_then(|traf| traf.data_ranges.last()).map_or(moof_offset, |&(start, len)| start + len);
             trafs.push(parse_traf(&child, moof_offset, previous_end, init, &mut sample_budget)?);
         }
     }
-    Ok(ParsedMoof {
-        sequence_number,
-        trafs,
-    })
+    Ok(ParsedMoof { sequence_number, trafs })
 }
 
 /// A `tfhd`: the track and its overrides of the `trex` defaults.
@@ -314,11 +293,7 @@ fn parse_tfhd(tfhd: &ChildBox, init: &InitInfo) -> Result<TfhdInfo, MuxError> {
     if let Some(sample_flags) = optional(&mut reader, flags, TFHD_DEFAULT_FLAGS, |r| r.u32("tfhd default flags"))? {
         defaults.flags = sample_flags;
     }
-    Ok(TfhdInfo {
-        defaults,
-        base_data_offset,
-        base_is_moof: flags & TFHD_DEFAULT_BASE_IS_MOOF != 0,
-    })
+    Ok(TfhdInfo { defaults, base_data_offset, base_is_moof: flags & TFHD_DEFAULT_BASE_IS_MOOF != 0 })
 }
 
 /// Reads a field that is present only when `flag` is set in `flags`.
@@ -361,12 +336,8 @@ fn parse_traf(
         (None, true) => moof_offset,
         (None, false) => previous_end,
     };
-    let mut parsed = ParsedTraf {
-        track_id,
-        base_decode_time: parse_tfdt(&tfdt)?,
-        samples: Vec::new(),
-        data_ranges: Vec::new(),
-    };
+    let mut parsed =
+        ParsedTraf { track_id, base_decode_time: parse_tfdt(&tfdt)?, samples: Vec::new(), data_ranges: Vec::new() };
     for child in child_boxes(traf.body, traf.body_offset) {
         let child = child?;
         if &child.fourcc == b"trun" {
@@ -411,9 +382,7 @@ fn parse_trun(
         data_len += u64::from(sample.size);
         samples.push(sample);
     }
-    start
-        .checked_add(data_len)
-        .ok_or_else(|| malformed(trun.offset, "trun data extends past the largest offset"))?;
+    start.checked_add(data_len).ok_or_else(|| malformed(trun.offset, "trun data extends past the largest offset"))?;
     Ok((start, data_len))
 }
 
@@ -528,6 +497,14 @@ mod tests {
     use crate::mux::test_support::*;
     use crate::mux::{fragment, init_segment, TrackRun};
 
+    /// A version 0 full box holding one u32.
+    fn u32_box(out: &mut Vec<u8>, fourcc: &[u8; 4], flags: u32, value: u32) -> Result<(), MuxError> {
+        write_full_box(out, fourcc, 0, flags, |out| {
+            out.put_u32(value);
+            Ok(())
+        })
+    }
+
     fn test_init() -> InitInfo {
         let init = init_segment(&[video_config(), audio_config()]).unwrap();
         let ftyp_len = init[3] as usize;
@@ -575,10 +552,10 @@ mod tests {
     fn rewrite_refuses_times_a_version_0_tfdt_cannot_hold() {
         let mut moof = Vec::new();
         write_box(&mut moof, b"moof", |out| {
-            write_full_box(out, b"mfhd", 0, 0, |out| Ok(out.put_u32(1)))?;
+            u32_box(out, b"mfhd", 0, 1)?;
             write_box(out, b"traf", |out| {
-                write_full_box(out, b"tfhd", 0, 0x020000, |out| Ok(out.put_u32(1)))?;
-                write_full_box(out, b"tfdt", 0, 0, |out| Ok(out.put_u32(1)))
+                u32_box(out, b"tfhd", 0x020000, 1)?;
+                u32_box(out, b"tfdt", 0, 1)
             })
         })
         .unwrap();
@@ -594,7 +571,7 @@ mod tests {
     fn tfhd_defaults_and_first_sample_flags_fill_missing_trun_fields() {
         let mut moof = Vec::new();
         write_box(&mut moof, b"moof", |out| {
-            write_full_box(out, b"mfhd", 0, 0, |out| Ok(out.put_u32(3)))?;
+            u32_box(out, b"mfhd", 0, 3)?;
             write_box(out, b"traf", |out| {
                 write_full_box(out, b"tfhd", 0, 0x08 | 0x10 | 0x20, |out| {
                     out.put_u32(1);
@@ -603,7 +580,7 @@ mod tests {
                     out.put_u32(0x0101_0000); // non-sync
                     Ok(())
                 })?;
-                write_full_box(out, b"tfdt", 0, 0, |out| Ok(out.put_u32(12)))?;
+                u32_box(out, b"tfdt", 0, 12)?;
                 write_full_box(out, b"trun", 0, 0x001 | 0x004 | 0x200, |out| {
                     out.put_u32(3);
                     out.put_u32(200); // data offset

@@ -18,13 +18,8 @@ fn sample_strategy(is_video: bool) -> impl Strategy<Value = Sample> {
 
 fn run_strategy(track_id: u32) -> impl Strategy<Value = OwnedRun> {
     let max_samples = if track_id == 1 { 12 } else { 8 };
-    (any::<u64>(), prop::collection::vec(sample_strategy(track_id == 1), 0..max_samples)).prop_map(
-        move |(base_decode_time, samples)| OwnedRun {
-            track_id,
-            base_decode_time,
-            samples,
-        },
-    )
+    (any::<u64>(), prop::collection::vec(sample_strategy(track_id == 1), 0..max_samples))
+        .prop_map(move |(base_decode_time, samples)| OwnedRun { track_id, base_decode_time, samples })
 }
 
 /// A fragment with a video run, an audio run, or both in either order.
@@ -38,11 +33,7 @@ fn fragment_strategy() -> impl Strategy<Value = Vec<OwnedRun>> {
 }
 
 fn stream_strategy() -> impl Strategy<Value = TestStream> {
-    (
-        prop::collection::vec(fragment_strategy(), 0..5),
-        prop::collection::vec(0usize..5, 0..3),
-        8usize..40,
-    )
+    (prop::collection::vec(fragment_strategy(), 0..5), prop::collection::vec(0usize..5, 0..3), 8usize..40)
         .prop_map(|(fragments, free_after, free_len)| write_stream(fragments, &free_after, free_len))
 }
 

@@ -12,6 +12,9 @@ use super::{MuxError, Sample};
 const MAX_FTYP_LEN: u64 = 64 * 1024;
 const MAX_MOOV_LEN: u64 = 64 * 1024 * 1024;
 const MAX_MOOF_LEN: u64 = 256 * 1024 * 1024;
+/// Limit on an `mdat` payload read into memory (skipping one has none): hearth's fragments
+/// hold about a second of video, a few MiB even from a 4K camera.
+const MAX_PAYLOAD_IN_MEMORY: u64 = 1024 * 1024 * 1024;
 
 /// What the scanner found next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +56,7 @@ impl Fragment {
             size: self.mdat_header_len + self.mdat_payload_len,
             header_len: self.mdat_header_len,
         }
-        .to_bytes()
+        .encode()
     }
 }
 
@@ -75,7 +78,8 @@ impl TrafInfo {
 }
 
 /// Reads a clip's init segment, then its fragments one at a time. See [`ScanStep`] for how a
-/// stream cut short is reported.
+/// stream cut short is reported. Offsets count from where the reader stood when the scanner
+/// was created (the start of the clip, normally).
 pub struct FragmentScanner<R> {
     stream: BoxStream<R>,
     init: InitInfo,
@@ -97,12 +101,7 @@ impl<R: Read> FragmentScanner<R> {
     pub fn new(reader: R) -> Result<Self, MuxError> {
         let mut stream = BoxStream { reader, pos: 0 };
         let init = read_init(&mut stream)?;
-        Ok(Self {
-            init_end: stream.pos,
-            stream,
-            init,
-            state: State::Scanning,
-        })
+        Ok(Self { init_end: stream.pos, stream, init, state: State::Scanning })
     }
 
     pub fn init(&self) -> &InitInfo {
@@ -191,11 +190,15 @@ impl<R: Read> FragmentScanner<R> {
         let mdat = match self.stream.read_box_header()? {
             HeaderRead::Complete(header) if &header.fourcc == b"mdat" => header,
             HeaderRead::Complete(header) => {
-                let what = format!("moof at byte {moof_start} is followed by '{}', not mdat", fourcc_text(&header.fourcc));
+                let what =
+                    format!("moof at byte {moof_start} is followed by '{}', not mdat", fourcc_text(&header.fourcc));
                 return Err(malformed(mdat_start, what));
             }
             HeaderRead::Eof | HeaderRead::Partial => return truncated,
         };
+        if payload.is_some() {
+            check_size_limit(&mdat, MAX_PAYLOAD_IN_MEMORY, mdat_start)?;
+        }
         let payload_start = self.stream.pos;
         let tracks = locate_samples(parsed.trafs, payload_start, mdat.body_len(), mdat_start)?;
         if !self.stream.consume_payload(mdat.body_len(), payload)? {
@@ -346,7 +349,7 @@ impl<R: Read> BoxStream<R> {
     /// The whole box (header bytes rebuilt, then the body), or `None` if the stream ends first.
     /// Memory grows only as bytes actually arrive, whatever size the header claims.
     fn read_whole_box(&mut self, header: &BoxHeader) -> Result<Option<Vec<u8>>, MuxError> {
-        let mut bytes = header.to_bytes();
+        let mut bytes = header.encode();
         let complete = self.read_into(header.body_len(), &mut bytes)?;
         Ok(complete.then_some(bytes))
     }
@@ -457,13 +460,7 @@ pub fn summarize<R: Read>(reader: R) -> Result<FileSummary, MuxError> {
             ScanStep::Truncated { at } => break Some(at),
         }
     };
-    Ok(FileSummary {
-        init: scanner.into_init(),
-        fragment_count,
-        tracks,
-        complete_len,
-        truncated_at,
-    })
+    Ok(FileSummary { init: scanner.into_init(), fragment_count, tracks, complete_len, truncated_at })
 }
 
 #[cfg(test)]
@@ -670,12 +667,37 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_mdat_is_skipped_but_never_read_into_memory() {
+        let stream = small_stream();
+        let (start, end) = stream.fragment_spans[2];
+        let fragment = &stream.bytes[start as usize..end as usize];
+        let moof_len = u32::from_be_bytes(fragment[..4].try_into().unwrap()) as usize;
+        let mut bytes = stream.bytes[..start as usize].to_vec();
+        bytes.extend_from_slice(&fragment[..moof_len]);
+        bytes.extend_from_slice(&(2u32 << 30).to_be_bytes());
+        bytes.extend_from_slice(b"mdat");
+        bytes.extend_from_slice(&fragment[moof_len + 8..]);
+
+        let (fragments, last) = {
+            let mut scanner = FragmentScanner::new(&bytes[..]).unwrap();
+            let steps: Vec<_> = (0..3).map(|_| scanner.next_fragment().unwrap()).collect();
+            (steps, scanner.next_fragment().unwrap())
+        };
+        assert!(fragments.iter().take(2).all(|step| matches!(step, ScanStep::Fragment(_))));
+        assert_eq!(fragments[2], ScanStep::Truncated { at: start });
+        assert_eq!(last, ScanStep::Truncated { at: start });
+        expect_malformed(&bytes, start + moof_len as u64, "sanity limit");
+    }
+
+    #[test]
     fn an_error_is_sticky() {
         let stream = small_stream();
         let bytes = [&stream.bytes[..stream.init_len as usize], b"\0\0\0\x09mdatx"].concat();
         let mut scanner = FragmentScanner::new(&bytes[..]).unwrap();
         assert!(scanner.next_fragment().is_err());
-        assert!(matches!(scanner.next_fragment(), Err(MuxError::Malformed { offset, .. }) if offset == stream.init_len));
+        assert!(
+            matches!(scanner.next_fragment(), Err(MuxError::Malformed { offset, .. }) if offset == stream.init_len)
+        );
     }
 
     #[test]

@@ -77,21 +77,14 @@ pub struct OwnedRun {
 
 impl OwnedRun {
     pub fn borrow(&self) -> TrackRun<'_> {
-        TrackRun {
-            track_id: self.track_id,
-            base_decode_time: self.base_decode_time,
-            samples: &self.samples,
-        }
+        TrackRun { track_id: self.track_id, base_decode_time: self.base_decode_time, samples: &self.samples }
     }
 }
 
 /// Appends one fragment (headers, then payload) and returns its payload.
 pub fn write_fragment(out: &mut Vec<u8>, sequence: u32, runs: &[OwnedRun]) -> Vec<u8> {
     let borrowed: Vec<TrackRun> = runs.iter().map(OwnedRun::borrow).collect();
-    let payload: Vec<u8> = runs
-        .iter()
-        .flat_map(|run| sample_bytes(run.track_id, sequence, &run.samples))
-        .collect();
+    let payload: Vec<u8> = runs.iter().flat_map(|run| sample_bytes(run.track_id, sequence, &run.samples)).collect();
     out.extend_from_slice(&fragment(sequence, &borrowed, payload.len()).unwrap());
     out.extend_from_slice(&payload);
     payload
@@ -99,23 +92,13 @@ pub fn write_fragment(out: &mut Vec<u8>, sequence: u32, runs: &[OwnedRun]) -> Ve
 
 pub fn video_samples(count: usize, first_size: u32) -> Vec<Sample> {
     (0..count)
-        .map(|i| Sample {
-            duration: 3600,
-            size: first_size + 3 * i as u32,
-            is_sync: i == 0,
-            composition_offset: 0,
-        })
+        .map(|i| Sample { duration: 3600, size: first_size + 3 * i as u32, is_sync: i == 0, composition_offset: 0 })
         .collect()
 }
 
 pub fn audio_samples(count: usize) -> Vec<Sample> {
     (0..count)
-        .map(|i| Sample {
-            duration: 1024,
-            size: 6 + i as u32 % 3,
-            is_sync: true,
-            composition_offset: 0,
-        })
+        .map(|i| Sample { duration: 1024, size: 6 + i as u32 % 3, is_sync: true, composition_offset: 0 })
         .collect()
 }
 
@@ -170,18 +153,14 @@ pub fn write_stream(fragments: Vec<Vec<OwnedRun>>, free_after: &[usize], free_le
             units.push((start, bytes.len() as u64));
         }
     }
-    TestStream {
-        bytes,
-        init_len,
-        fragments,
-        payloads,
-        units,
-        fragment_spans,
-    }
+    TestStream { bytes, init_len, fragments, payloads, units, fragment_spans }
 }
 
+/// Fragments with their payloads, and the step that ended the scan.
+pub type ScanResult = (Vec<(Fragment, Vec<u8>)>, ScanStep);
+
 /// Scans `bytes` to the end, collecting fragments with payloads and the final step.
-pub fn scan_all(bytes: &[u8]) -> Result<(Vec<(Fragment, Vec<u8>)>, ScanStep), MuxError> {
+pub fn scan_all(bytes: &[u8]) -> Result<ScanResult, MuxError> {
     let mut scanner = FragmentScanner::new(bytes)?;
     let mut fragments = Vec::new();
     loop {

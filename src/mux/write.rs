@@ -1,9 +1,7 @@
 //! The writer: init segments, fragment headers, and `free` padding boxes.
 
 use super::boxes::{write_box, write_full_box, PutBigEndian, LARGE_HEADER_LEN, MIN_BOX_LEN};
-use super::{
-    MuxError, Sample, TrackConfig, TrackKind, TrackRun, NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS,
-};
+use super::{MuxError, Sample, TrackConfig, TrackKind, TrackRun, NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS};
 
 /// The movie timescale only scales `mvhd`/`tkhd` durations, which are all 0 when fragmented.
 const MOVIE_TIMESCALE: u32 = 1000;
@@ -41,18 +39,13 @@ pub fn init_segment(tracks: &[TrackConfig]) -> Result<Vec<u8>, MuxError> {
         for (track, &track_id) in tracks.iter().zip(&track_ids) {
             write_trak(out, track_id, track)?;
         }
-        write_box(out, b"mvex", |out| {
-            track_ids.iter().try_for_each(|&track_id| write_trex(out, track_id))
-        })
+        write_box(out, b"mvex", |out| track_ids.iter().try_for_each(|&track_id| write_trex(out, track_id)))
     })?;
     Ok(out)
 }
 
 fn validate_track(track_id: u32, track: &TrackConfig) -> Result<(), MuxError> {
-    let invalid = |what: &str| MuxError::InvalidTrack {
-        track_id,
-        what: what.to_owned(),
-    };
+    let invalid = |what: &str| MuxError::InvalidTrack { track_id, what: what.to_owned() };
     if track.timescale == 0 {
         return Err(invalid("timescale is 0"));
     }
@@ -381,11 +374,7 @@ mod tests {
     }
 
     fn video_track() -> TrackConfig {
-        TrackConfig {
-            kind: TrackKind::Video { width: 320, height: 240 },
-            timescale: 90_000,
-            sample_entry: avc1_stub(),
-        }
+        TrackConfig { kind: TrackKind::Video { width: 320, height: 240 }, timescale: 90_000, sample_entry: avc1_stub() }
     }
 
     fn sample(size: u32, is_sync: bool) -> Sample {

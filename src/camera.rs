@@ -226,6 +226,7 @@ async fn record_session(
     });
     let mut meter = RateMeter::new();
     let mut session_started = false;
+    let mut frames_without_params = 0u32;
     loop {
         let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
             Err(_) => return Err(IngestError::Stalled),
@@ -249,7 +250,14 @@ async fn record_session(
                     }
                     video = fresh.or(video);
                 }
-                let Some(params) = &video else { continue };
+                let Some(params) = &video else {
+                    // A stream whose parameters never parse would otherwise be skipped forever.
+                    frames_without_params += 1;
+                    if frames_without_params > 300 {
+                        return Err(IngestError::NoParameters);
+                    }
+                    continue;
+                };
                 if !session_started {
                     recorder.start_session(params.clone(), audio.clone());
                     session_started = true;

@@ -122,6 +122,26 @@ fn records_h264_with_aac_audio() {
 }
 
 #[test]
+fn records_h265() {
+    require_gst();
+    let server = RtspServer::start(RtspServerOptions { h265: true, ..Default::default() });
+    let mut hub = Hub::new("clip_seconds = 4", &[camera("yard", &server, "")]);
+    record_for(&mut hub, Duration::from_secs(12));
+    let clips = hub.clips();
+    assert!(!clips.is_empty(), "{}", hub.log()); // x265enc keyframes are sparse: maybe one clip
+    for clip in &clips {
+        assert!(clip.codec.starts_with("hvc1") || clip.codec.starts_with("hev1"), "{}", clip.codec);
+        let probe = ffprobe_frames(&hub.decrypt(clip.id));
+        assert_eq!(probe.codec, "hevc");
+        assert_eq!((probe.width, probe.height), (640, 360));
+        assert_eq!(probe.frame_count as i64, clip.frames);
+    }
+    for pair in clips.windows(2) {
+        assert_eq!(pair[0].end_us, pair[1].start_us);
+    }
+}
+
+#[test]
 fn recovers_after_kill_9_mid_clip() {
     require_gst();
     let server = RtspServer::start(RtspServerOptions::default());

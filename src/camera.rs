@@ -183,10 +183,10 @@ async fn record_session(
 ) -> Result<(), IngestError> {
     probe(&camera.url).await?;
     let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
-    let creds = camera.username.clone().map(|username| client::Credentials {
-        username,
-        password: camera.password.clone().unwrap_or_default(),
-    });
+    let creds = camera
+        .username
+        .clone()
+        .map(|username| client::Credentials { username, password: camera.password.clone().unwrap_or_default() });
     let options = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
@@ -276,7 +276,9 @@ async fn record_session(
                     data: frame.into_data(),
                 })?;
             }
-            CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == audio_i && session_started && audio.is_some() => {
+            CodecItem::AudioFrame(frame)
+                if Some(frame.stream_id()) == audio_i && session_started && audio.is_some() =>
+            {
                 recorder.push_audio(AudioFrame {
                     time: frame.timestamp().elapsed(),
                     duration: frame.frame_length().get(),
@@ -309,7 +311,9 @@ fn audio_params(params: &retina::codec::AudioParameters, encoding: &str, camera:
     let (codec, sample_entry) = match (codec, params.mp4_sample_entry().build()) {
         (Some(codec), Ok(entry)) => (codec, entry),
         _ => match g711_fourcc(encoding) {
-            Some(fourcc) => (String::from_utf8_lossy(&fourcc).into_owned(), g711_sample_entry(fourcc, sample_rate, channels)),
+            Some(fourcc) => {
+                (String::from_utf8_lossy(&fourcc).into_owned(), g711_sample_entry(fourcc, sample_rate, channels))
+            }
             None => {
                 tracing::warn!(camera, ?params, "audio codec cannot be stored in MP4; recording video only");
                 return None;

@@ -178,7 +178,7 @@ impl ClipWriter {
             }
             ClipEvent::End { progress } => self.finish(&progress),
             ClipEvent::Gap { start_us, end_us, reason } => {
-                self.index.insert_gap(&self.camera, start_us, end_us, &reason)?;
+                self.retry_if_full(|| self.index.insert_gap(&self.camera, start_us, end_us, &reason))?;
                 Ok(None)
             }
         }
@@ -186,7 +186,8 @@ impl ClipWriter {
 
     fn start(&mut self, new: &NewClip<'_>, init_segment: &[u8]) -> Result<(), ClipError> {
         let camera = self.camera.clone();
-        let (id, rel_path) = self.index.insert_open_clip(new, |id| clip_rel_path(&camera, new.start_us, id))?;
+        let (id, rel_path) =
+            self.retry_if_full(|| self.index.insert_open_clip(new, |id| clip_rel_path(&camera, new.start_us, id)))?;
         let final_path = self.data_dir.join(&rel_path);
         let dir = final_path.parent().unwrap_or(&self.data_dir).to_owned();
         create_dir_durable(&dir).map_err(io_err(&dir))?;
@@ -222,7 +223,8 @@ impl ClipWriter {
         if open.last_sync.elapsed() >= self.flush_interval {
             open.file.sync_data().map_err(io_err(&part))?;
             open.last_sync = Instant::now();
-            self.index.update_open_clip(open.id, &stats(progress, open.file.bytes_written()))?;
+            let (id, stats) = (open.id, stats(progress, open.file.bytes_written()));
+            self.retry_if_full(|| self.index.update_open_clip(id, &stats))?;
         }
         Ok(())
     }
@@ -241,7 +243,7 @@ impl ClipWriter {
         std::fs::rename(&part, &open.final_path).map_err(io_err(&open.final_path))?;
         let dir = open.final_path.parent().unwrap_or(&self.data_dir);
         sync_dir(dir).map_err(io_err(dir))?;
-        self.index.close_clip(open.id, &stats(progress, bytes))?;
+        self.retry_if_full(|| self.index.close_clip(open.id, &stats(progress, bytes)))?;
         tracing::info!(
             camera = %self.camera,
             clip = open.id,
@@ -252,6 +254,18 @@ impl ClipWriter {
             "clip closed"
         );
         Ok(Some(ClosedClip { id: open.id, bytes }))
+    }
+
+    /// Runs an index update, and once more after freeing space if the disk was full.
+    fn retry_if_full<T>(&self, op: impl Fn() -> Result<T, DbError>) -> Result<T, DbError> {
+        match op() {
+            Err(e) if e.is_disk_full() => {
+                tracing::warn!(camera = %self.camera, "disk full while updating the index; purging");
+                (self.free_space)();
+                op()
+            }
+            other => other,
+        }
     }
 
     /// Drops the open clip without finishing it: its `.part` file and `open` row stay, and

@@ -40,9 +40,7 @@ impl ByteSize {
         let text = text.trim();
         let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size like \"200GB\" or \"512MiB\""))?;
+        let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like \"200GB\" or \"512MiB\""))?;
         let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -248,17 +246,15 @@ struct RawCamera {
 impl Config {
     /// Reads, parses and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses config text as if it were read from `path` (used for resolving relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
         let config_dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         validate(raw, path, &config_dir)
     }
@@ -319,17 +315,13 @@ fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
 }
 
 fn validate_crypto(raw: Option<RawCrypto>, data_dir: &Path) -> Result<CryptoConfig, ConfigError> {
-    let raw = raw.ok_or_else(|| {
-        ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key")
-    })?;
-    let recipient = raw.recipient.ok_or_else(|| {
-        ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key")
-    })?;
+    let raw =
+        raw.ok_or_else(|| ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key"))?;
+    let recipient = raw
+        .recipient
+        .ok_or_else(|| ConfigError::invalid("crypto.recipient", "missing: run `hearth init` to create a key"))?;
     if recipient.parse::<age::x25519::Recipient>().is_err() {
-        return Err(ConfigError::invalid(
-            "crypto.recipient",
-            "is not an age X25519 recipient (it starts with `age1`)",
-        ));
+        return Err(ConfigError::invalid("crypto.recipient", "is not an age X25519 recipient (it starts with `age1`)"));
     }
     let identity_file =
         if raw.identity_file.is_absolute() { raw.identity_file } else { data_dir.join(raw.identity_file) };
@@ -348,14 +340,11 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     let key = |field: &str| format!("camera[{i}].{field}");
     let name = raw.name.ok_or_else(|| ConfigError::invalid(key("name"), "missing"))?;
     if !is_valid_camera_name(&name) {
-        return Err(ConfigError::invalid(
-            key("name"),
-            format!("`{name}` must be 1-64 characters of a-z, 0-9 and '-'"),
-        ));
+        return Err(ConfigError::invalid(key("name"), format!("`{name}` must be 1-64 characters of a-z, 0-9 and '-'")));
     }
     let url_text = raw.url.ok_or_else(|| ConfigError::invalid(key("url"), "missing"))?;
-    let url = url::Url::parse(&url_text)
-        .map_err(|e| ConfigError::invalid(key("url"), format!("not a valid URL: {e}")))?;
+    let url =
+        url::Url::parse(&url_text).map_err(|e| ConfigError::invalid(key("url"), format!("not a valid URL: {e}")))?;
     if url.scheme() != "rtsp" && url.scheme() != "rtsps" {
         return Err(ConfigError::invalid(key("url"), "must start with rtsp://"));
     }
@@ -517,9 +506,8 @@ max_bytes = "50GB"
     fn unknown_keys_are_named() {
         let message = parse(&minimal("[storage]\nclip_secs = 5\n")).unwrap_err().to_string();
         assert!(message.contains("clip_secs"), "{message}");
-        let message = parse(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ncolour = 1\n"))
-            .unwrap_err()
-            .to_string();
+        let message =
+            parse(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ncolour = 1\n")).unwrap_err().to_string();
         assert!(message.contains("colour"), "{message}");
     }
 
@@ -531,11 +519,16 @@ max_bytes = "50GB"
         assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"http://h/\"\n")), "camera[0].url");
         assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"not a url\"\n")), "camera[0].url");
         assert_eq!(
-            error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://g/\"\n")),
+            error_key(&minimal(
+                "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://g/\"\n"
+            )),
             "camera[1].name"
         );
         assert_eq!(error_key(&minimal("[storage]\nclip_seconds = 0\n")), "storage.clip_seconds");
-        assert_eq!(error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n")), "camera[0].username");
+        assert_eq!(
+            error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n")),
+            "camera[0].username"
+        );
     }
 
     #[test]
@@ -547,7 +540,8 @@ max_bytes = "50GB"
         );
         let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
         assert_eq!(config.cameras[0].password.as_deref(), Some("s3cret"));
-        let missing = minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nusername = \"u\"\npassword_file = \"nope\"\n");
+        let missing =
+            minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nusername = \"u\"\npassword_file = \"nope\"\n");
         assert_eq!(
             match Config::parse(&missing, &dir.path().join("config.toml")).unwrap_err() {
                 ConfigError::Invalid { key, .. } => key,

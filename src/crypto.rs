@@ -91,11 +91,8 @@ pub fn create_identity(identity_file: &Path, passphrase: &SecretString) -> Resul
     }
     let identity = age::x25519::Identity::generate();
     let recipient = Recipient(identity.to_public());
-    let mut plaintext = format!(
-        "# hearth identity, created {}\n# public key: {}\n",
-        chrono::Utc::now().to_rfc3339(),
-        recipient
-    );
+    let mut plaintext =
+        format!("# hearth identity, created {}\n# public key: {}\n", chrono::Utc::now().to_rfc3339(), recipient);
     plaintext.push_str(identity.to_string().expose_secret());
     plaintext.push('\n');
 
@@ -177,12 +174,8 @@ impl PassphraseSource {
         let text = match self {
             PassphraseSource::File(path) | PassphraseSource::Credential(path) => std::fs::read_to_string(path)
                 .map_err(|source| CryptoError::PassphraseFile { path: path.clone(), source })?,
-            PassphraseSource::Terminal => {
-                rpassword::prompt_password(prompt).map_err(|source| CryptoError::PassphraseFile {
-                    path: PathBuf::from("/dev/tty"),
-                    source,
-                })?
-            }
+            PassphraseSource::Terminal => rpassword::prompt_password(prompt)
+                .map_err(|source| CryptoError::PassphraseFile { path: PathBuf::from("/dev/tty"), source })?,
         };
         let trimmed = text.trim_end_matches(['\r', '\n']);
         if trimmed.is_empty() {
@@ -206,12 +199,8 @@ impl EncryptingFile<File> {
     /// Creates `path` (which must not exist) and writes the age header for `recipient`.
     pub fn create(path: &Path, recipient: &Recipient) -> Result<EncryptingFile<File>, CryptoError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(path).map_err(io_err(path))?;
         let sync_handle = file.try_clone().map_err(io_err(path))?;
         EncryptingFile::new(file, sync_handle, path, recipient)
     }
@@ -219,7 +208,12 @@ impl EncryptingFile<File> {
 
 impl<W: Write> EncryptingFile<W> {
     /// Starts an age stream to `recipient` on `inner`; `sync_handle` is the same open file.
-    pub fn new(inner: W, sync_handle: File, path: &Path, recipient: &Recipient) -> Result<EncryptingFile<W>, CryptoError> {
+    pub fn new(
+        inner: W,
+        sync_handle: File,
+        path: &Path,
+        recipient: &Recipient,
+    ) -> Result<EncryptingFile<W>, CryptoError> {
         let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient.0 as &dyn age::Recipient))
             .map_err(|e| CryptoError::Io { path: path.to_owned(), source: io::Error::other(e.to_string()) })?;
         let writer = encryptor.wrap_output(inner).map_err(io_err(path))?;
@@ -284,9 +278,7 @@ pub fn open_clip(path: &Path, identity: &UnlockedIdentity) -> Result<ClipReader,
     let decrypt_err = |message: String| CryptoError::Decrypt { path: path.to_owned(), message };
     let decryptor = age::Decryptor::new(BufReader::with_capacity(CHUNK_SIZE as usize + 16, file))
         .map_err(|e| decrypt_err(e.to_string()))?;
-    decryptor
-        .decrypt(std::iter::once(&identity.0 as &dyn age::Identity))
-        .map_err(|e| decrypt_err(e.to_string()))
+    decryptor.decrypt(std::iter::once(&identity.0 as &dyn age::Identity)).map_err(|e| decrypt_err(e.to_string()))
 }
 
 /// Reads a possibly truncated clip: yields the plaintext of every chunk that authenticates,

@@ -29,6 +29,13 @@ pub enum DbError {
     NoSuchClip(i64),
 }
 
+impl DbError {
+    /// SQLite could not write because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+}
+
 /// Where a clip is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -298,7 +305,13 @@ impl Index {
              ORDER BY g.start_us",
         )?;
         let rows = stmt.query_map(params![camera, start_us, end_us], |row| {
-            Ok(Gap { id: row.get(0)?, camera: row.get(1)?, start_us: row.get(2)?, end_us: row.get(3)?, reason: row.get(4)? })
+            Ok(Gap {
+                id: row.get(0)?,
+                camera: row.get(1)?,
+                start_us: row.get(2)?,
+                end_us: row.get(3)?,
+                reason: row.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -316,7 +329,13 @@ impl Index {
              WHERE c.state = 'closed' ORDER BY c.start_us, c.id",
         )?;
         let rows = stmt.query_map([], |row| {
-            Ok(RetentionRow { id: row.get(0)?, camera: row.get(1)?, start_us: row.get(2)?, end_us: row.get(3)?, bytes: row.get(4)? })
+            Ok(RetentionRow {
+                id: row.get(0)?,
+                camera: row.get(1)?,
+                start_us: row.get(2)?,
+                end_us: row.get(3)?,
+                bytes: row.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -411,10 +430,12 @@ mod tests {
     fn clip_lifecycle() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("index.sqlite3")).unwrap();
-        let (id, path) = index.insert_open_clip(&new_clip("door", 1_000_000), |id| format!("clips/door/{id}.mp4.age")).unwrap();
+        let (id, path) =
+            index.insert_open_clip(&new_clip("door", 1_000_000), |id| format!("clips/door/{id}.mp4.age")).unwrap();
         assert_eq!(path, format!("clips/door/{id}.mp4.age"));
         assert!(index.clips(&ClipFilter::default()).unwrap().is_empty(), "open clips are not listed as closed");
-        let stats = ClipStats { end_us: 61_000_000, duration_90k: 60 * 90_000, bytes: 1234, frames: 1500, keyframes: 30 };
+        let stats =
+            ClipStats { end_us: 61_000_000, duration_90k: 60 * 90_000, bytes: 1234, frames: 1500, keyframes: 30 };
         index.close_clip(id, &stats).unwrap();
         let clips = index.clips(&ClipFilter { camera: Some("door"), ..ClipFilter::default() }).unwrap();
         assert_eq!(clips.len(), 1);

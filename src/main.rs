@@ -13,7 +13,11 @@ use hearth::crypto::{self, PassphraseSource, Recipient};
 use hearth::db::{ClipFilter, Index};
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "A privacy-respecting home NVR: your cameras, recorded encrypted, on your own hub.")]
+#[command(
+    name = "hearth",
+    version,
+    about = "A privacy-respecting home NVR: your cameras, recorded encrypted, on your own hub."
+)]
 struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "HEARTH_CONFIG", default_value = "/etc/hearth/config.toml")]
@@ -231,10 +235,8 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     if !config_path.exists() {
         let passphrase = format!("demo-{:032x}", rand::random::<u128>());
         std::fs::write(&passphrase_file, &passphrase)?;
-        let recipient = crypto::create_identity(
-            &data_dir.join("identity.age"),
-            &age::secrecy::SecretString::from(passphrase),
-        )?;
+        let recipient =
+            crypto::create_identity(&data_dir.join("identity.age"), &age::secrecy::SecretString::from(passphrase))?;
         let mut text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
         text = text.replace("clip_seconds = 60", &format!("clip_seconds = {clip_seconds}"));
         text.push_str(&format!("\n[[camera]]\nname = \"demo\"\nurl = \"{}\"\n", camera.url()));
@@ -243,7 +245,13 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
         let text = std::fs::read_to_string(&config_path)?;
         let re_pointed: String = text
             .lines()
-            .map(|l| if l.starts_with("url = \"rtsp://127.0.0.1") { format!("url = \"{}\"", camera.url()) } else { l.to_owned() })
+            .map(|l| {
+                if l.starts_with("url = \"rtsp://127.0.0.1") {
+                    format!("url = \"{}\"", camera.url())
+                } else {
+                    l.to_owned()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(&config_path, re_pointed)?;
@@ -251,7 +259,11 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     let config = load_config(&config_path)?;
     println!("  recording into {} (clips every {clip_seconds} s, encrypted)", data_dir.display());
     println!("  list clips:    hearth --config {} clips ls", config_path.display());
-    println!("  decrypt one:   HEARTH_PASSPHRASE_FILE={} hearth --config {} clips decrypt ID -o clip.mp4", passphrase_file.display(), config_path.display());
+    println!(
+        "  decrypt one:   HEARTH_PASSPHRASE_FILE={} hearth --config {} clips decrypt ID -o clip.mp4",
+        passphrase_file.display(),
+        config_path.display()
+    );
     println!("  press Ctrl-C to stop");
     std::io::stdout().flush()?;
     // The demo's own throw-away passphrase lets it recover interrupted clips at start.
@@ -274,7 +286,13 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo_camera(listen: std::net::SocketAddr, width: u32, height: u32, bitrate: u64, seconds: u32) -> Result<ExitCode> {
+async fn demo_camera(
+    listen: std::net::SocketAddr,
+    width: u32,
+    height: u32,
+    bitrate: u64,
+    seconds: u32,
+) -> Result<ExitCode> {
     use hearth::demo::{DemoCamera, DemoOptions, PatternOptions};
     if !listen.ip().is_loopback() {
         bail!("the demo camera only listens on loopback addresses");
@@ -342,8 +360,7 @@ fn clips_ls(config_path: &Path, camera: Option<&str>, json: bool) -> Result<Exit
 }
 
 fn unlock(config: &Config) -> Result<crypto::UnlockedIdentity> {
-    let source = PassphraseSource::any()
-        .context("no passphrase: set HEARTH_PASSPHRASE_FILE or run from a terminal")?;
+    let source = PassphraseSource::any().context("no passphrase: set HEARTH_PASSPHRASE_FILE or run from a terminal")?;
     let passphrase = source.read("Passphrase: ")?;
     let recipient = Recipient::parse(&config.crypto.recipient)?;
     Ok(crypto::unlock_identity(&config.crypto.identity_file, &passphrase, &recipient)?)

@@ -86,11 +86,27 @@ pub struct ClipProgress {
 /// What the recorder asks the clip writer to do, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClipEvent {
-    Start { start_us: i64, codec: String, width: u32, height: u32, has_audio: bool, init_segment: Vec<u8> },
+    Start {
+        start_us: i64,
+        codec: String,
+        width: u32,
+        height: u32,
+        has_audio: bool,
+        init_segment: Vec<u8>,
+    },
     /// A complete `moof`+`mdat`.
-    Fragment { bytes: Vec<u8>, progress: ClipProgress },
-    End { progress: ClipProgress },
-    Gap { start_us: i64, end_us: i64, reason: String },
+    Fragment {
+        bytes: Vec<u8>,
+        progress: ClipProgress,
+    },
+    End {
+        progress: ClipProgress,
+    },
+    Gap {
+        start_us: i64,
+        end_us: i64,
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +243,8 @@ impl Recorder {
             clip.audio_base = time;
         }
         clip.audio_next = time + i64::from(frame.duration);
-        let sample = Sample { duration: frame.duration, size: frame.data.len() as u32, is_sync: true, composition_offset: 0 };
+        let sample =
+            Sample { duration: frame.duration, size: frame.data.len() as u32, is_sync: true, composition_offset: 0 };
         clip.audio.push(PendingSample { sample, data: frame.data });
     }
 
@@ -260,7 +277,10 @@ impl Recorder {
         match self.wall_us(frame.time_90k) {
             Some(wall) if (frame.received_us - wall).abs() <= MAX_DRIFT_US => wall,
             Some(wall) => {
-                tracing::warn!(drift_ms = (frame.received_us - wall) / 1000, "camera clock drifted from wall clock; re-anchoring");
+                tracing::warn!(
+                    drift_ms = (frame.received_us - wall) / 1000,
+                    "camera clock drifted from wall clock; re-anchoring"
+                );
                 self.anchor = Some((frame.time_90k, frame.received_us));
                 // Never start before the previous clip ended: the index must stay ordered.
                 frame.received_us.max(self.last_end_us.unwrap_or(i64::MIN))
@@ -278,7 +298,11 @@ impl Recorder {
         let start_us = self.clip_start_us(frame);
         if let Some(last_end) = self.last_end_us {
             if start_us > last_end {
-                self.events.push(ClipEvent::Gap { start_us: last_end, end_us: start_us, reason: self.gap_reason.clone() });
+                self.events.push(ClipEvent::Gap {
+                    start_us: last_end,
+                    end_us: start_us,
+                    reason: self.gap_reason.clone(),
+                });
             }
         }
         let audio = self.audio_params.clone();
@@ -355,7 +379,8 @@ impl Recorder {
         clip.sequence += 1;
         let video_samples: Vec<Sample> = clip.video.iter().map(|s| s.sample.clone()).collect();
         let audio_samples: Vec<Sample> = clip.audio.iter().map(|s| s.sample.clone()).collect();
-        let mut runs = vec![TrackRun { track_id: 1, base_decode_time: clip.video_base as u64, samples: &video_samples }];
+        let mut runs =
+            vec![TrackRun { track_id: 1, base_decode_time: clip.video_base as u64, samples: &video_samples }];
         if clip.has_audio && !audio_samples.is_empty() {
             runs.push(TrackRun { track_id: 2, base_decode_time: clip.audio_base as u64, samples: &audio_samples });
         }
@@ -474,7 +499,13 @@ mod tests {
         let events = record(frames, 60);
         let clips = clips(&events);
         assert_eq!(clips.len(), 2);
-        let gap = events.iter().find_map(|e| if let ClipEvent::Gap { start_us, end_us, .. } = e { Some((*start_us, *end_us)) } else { None });
+        let gap = events.iter().find_map(|e| {
+            if let ClipEvent::Gap { start_us, end_us, .. } = e {
+                Some((*start_us, *end_us))
+            } else {
+                None
+            }
+        });
         let (gap_start, gap_end) = gap.expect("gap recorded");
         assert_eq!(gap_start, clips[0].1.end_us);
         assert_eq!(gap_end, clips[1].0);
@@ -507,7 +538,10 @@ mod tests {
         }
         recorder.end_session("done").unwrap();
         let events = recorder.take_events();
-        let widths: Vec<u32> = events.iter().filter_map(|e| if let ClipEvent::Start { width, .. } = e { Some(*width) } else { None }).collect();
+        let widths: Vec<u32> = events
+            .iter()
+            .filter_map(|e| if let ClipEvent::Start { width, .. } = e { Some(*width) } else { None })
+            .collect();
         assert_eq!(widths, vec![640, 1280]);
         let clips = clips(&events);
         assert_eq!(clips[0].1.frames, 100);
@@ -516,12 +550,17 @@ mod tests {
     #[test]
     fn audio_is_aligned_to_the_clip_start() {
         let mut recorder = Recorder::new(60, None);
-        let audio = AudioParams { codec: "mp4a.40.2".into(), sample_rate: 8000, channels: 1, sample_entry: {
-            let mut e = vec![0, 0, 0, 16];
-            e.extend_from_slice(b"mp4a");
-            e.extend_from_slice(&[0; 8]);
-            e
-        } };
+        let audio = AudioParams {
+            codec: "mp4a.40.2".into(),
+            sample_rate: 8000,
+            channels: 1,
+            sample_entry: {
+                let mut e = vec![0, 0, 0, 16];
+                e.extend_from_slice(b"mp4a");
+                e.extend_from_slice(&[0; 8]);
+                e
+            },
+        };
         recorder.start_session(params(640), Some(audio));
         // Audio every 128 ms (1024 samples at 8 kHz), video from frame 0 with a keyframe at 0.
         let mut audio_time = 0;

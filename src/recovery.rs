@@ -74,7 +74,10 @@ impl ReconcileReport {
             tracing::info!(clip = id, seconds = format!("{seconds:.2}"), "recovered interrupted clip");
         }
         if self.waiting_for_key > 0 {
-            tracing::warn!(clips = self.waiting_for_key, "interrupted clips need the passphrase to be recovered; run `hearth check` or unlock");
+            tracing::warn!(
+                clips = self.waiting_for_key,
+                "interrupted clips need the passphrase to be recovered; run `hearth check` or unlock"
+            );
         }
         for orphan in &self.orphans {
             tracing::warn!(path = %orphan.display(), "file unknown to the index moved to orphans/");
@@ -174,7 +177,11 @@ pub struct ContentSummary {
 
 /// Decrypts and scans a clip without keeping its data. `None` if the file cannot even be
 /// opened as an age stream for this key or its init segment is incomplete.
-fn read_complete_prefix(path: &Path, identity: &UnlockedIdentity, id: i64) -> Result<Option<ContentSummary>, RecoveryError> {
+fn read_complete_prefix(
+    path: &Path,
+    identity: &UnlockedIdentity,
+    id: i64,
+) -> Result<Option<ContentSummary>, RecoveryError> {
     scan_into(path, identity, id, &mut None)
 }
 
@@ -230,12 +237,17 @@ fn scan_into(
     let mut counted = CountingReader { inner: reader, bytes: 0 };
     let mut scanner = match FragmentScanner::new(&mut counted) {
         Ok(scanner) => scanner,
-        Err(MuxError::TruncatedInit { .. }) => return Ok(Some(ContentSummary { damage: Some("no complete init segment".into()), ..Default::default() })),
+        Err(MuxError::TruncatedInit { .. }) => {
+            return Ok(Some(ContentSummary { damage: Some("no complete init segment".into()), ..Default::default() }))
+        }
         Err(source) => return Err(RecoveryError::Mux { id, source }),
     };
     let video_track = scanner.init().tracks.iter().find(|t| &t.handler == b"vide").map(|t| (t.track_id, t.timescale));
     let Some((video_id, timescale)) = video_track else {
-        return Err(RecoveryError::Mux { id, source: MuxError::Malformed { offset: 0, what: "no video track".into() } });
+        return Err(RecoveryError::Mux {
+            id,
+            source: MuxError::Malformed { offset: 0, what: "no video track".into() },
+        });
     };
     let write = |sink: &mut Option<&mut EncryptingFile>, bytes: &[u8]| -> Result<(), RecoveryError> {
         match sink {
@@ -248,11 +260,8 @@ fn scan_into(
     let mut payload = Vec::new();
     let mut duration = 0u64;
     loop {
-        let step = if sink.is_some() {
-            scanner.next_fragment_with_payload(&mut payload)
-        } else {
-            scanner.next_fragment()
-        };
+        let step =
+            if sink.is_some() { scanner.next_fragment_with_payload(&mut payload) } else { scanner.next_fragment() };
         match step {
             Ok(ScanStep::Fragment(fragment)) => {
                 if sink.is_some() {
@@ -282,7 +291,8 @@ fn scan_into(
     if let Some(reason) = counted.inner.stopped_early() {
         summary.damage.get_or_insert_with(|| reason.to_owned());
     }
-    summary.video_duration_90k = (u128::from(duration) * u128::from(VIDEO_TIMESCALE) / u128::from(timescale.max(1))) as i64;
+    summary.video_duration_90k =
+        (u128::from(duration) * u128::from(VIDEO_TIMESCALE) / u128::from(timescale.max(1))) as i64;
     Ok(Some(summary))
 }
 
@@ -425,7 +435,8 @@ pub fn check(
     identity: &UnlockedIdentity,
     recipient: &Recipient,
 ) -> Result<CheckReport, RecoveryError> {
-    let mut report = CheckReport { reconcile: reconcile(index, data_dir, Some(identity), recipient)?, ..Default::default() };
+    let mut report =
+        CheckReport { reconcile: reconcile(index, data_dir, Some(identity), recipient)?, ..Default::default() };
     let closed = index.clips(&crate::db::ClipFilter::default())?;
     for clip in closed {
         report.checked += 1;
@@ -448,7 +459,10 @@ pub fn check(
             (None, false) => {
                 let stats = stats_for(&clip, &summary, &path)?;
                 index.close_clip(clip.id, &stats)?;
-                report.repaired.push((clip.id, format!("index said {} frames, file has {}; index updated", clip.frames, summary.video_frames)));
+                report.repaired.push((
+                    clip.id,
+                    format!("index said {} frames, file has {}; index updated", clip.frames, summary.video_frames),
+                ));
             }
             (Some(damage), _) => repair_damaged(index, &path, &clip, damage, identity, recipient, &mut report)?,
         }
@@ -475,7 +489,11 @@ fn repair_damaged(
             remove_if_exists(&original)?;
             report.repaired.push((
                 clip.id,
-                format!("{damage}; kept {:.2} s of {:.2} s", summary.video_duration_90k as f64 / 9e4, clip.duration_90k as f64 / 9e4),
+                format!(
+                    "{damage}; kept {:.2} s of {:.2} s",
+                    summary.video_duration_90k as f64 / 9e4,
+                    clip.duration_90k as f64 / 9e4
+                ),
             ));
         }
         None => {

@@ -8,6 +8,12 @@
 //! listed whose file was removed. Budgets are enforced with a **reserve** for the clips still
 //! being written (one clip's worth per recording camera), so the total including open clips
 //! stays under the budget rather than overshooting it until the next close.
+//!
+//! A full disk is the one case where budgets did not prevent trouble (another program filled
+//! it, or the budget is larger than the disk). Deleting then needs the index, and SQLite needs
+//! a few pages of free space to record anything — so the data dir keeps a small **space
+//! reserve** file ([`SpaceReserve`]): on ENOSPC it is released first, the oldest clip is
+//! deleted in the usual crash-safe order, and the reserve is taken again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -82,6 +88,46 @@ pub fn choose(rows: &[RetentionRow], budget: &Budget, reserved: &Reserved, now_u
     rows.iter().zip(deleted).filter(|(_, d)| *d).map(|(row, _)| row.id).collect()
 }
 
+/// A file of real (allocated, not sparse) bytes held back for when the disk fills up.
+pub struct SpaceReserve {
+    path: PathBuf,
+}
+
+impl SpaceReserve {
+    /// Enough for SQLite to record several deletions.
+    pub const SIZE: u64 = 1 << 20;
+
+    pub fn new(data_dir: &std::path::Path) -> SpaceReserve {
+        SpaceReserve { path: data_dir.join(".space-reserve") }
+    }
+
+    /// Allocates the reserve if it is missing. Failing (the disk is full already) is not an
+    /// error: the next purge will try again.
+    pub fn take(&self) -> bool {
+        use std::os::unix::io::AsRawFd;
+        if std::fs::metadata(&self.path).map(|m| m.len() >= Self::SIZE).unwrap_or(false) {
+            return true;
+        }
+        let Ok(file) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&self.path) else {
+            return false;
+        };
+        // posix_fallocate really allocates blocks (set_len would make a sparse file that
+        // frees nothing when removed).
+        let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, Self::SIZE as libc::off_t) };
+        if result != 0 {
+            drop(file);
+            let _ = std::fs::remove_file(&self.path);
+            return false;
+        }
+        true
+    }
+
+    /// Frees the reserve's space.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// What a purge did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PurgeReport {
@@ -99,11 +145,16 @@ pub struct Retention {
     reserved: Mutex<Reserved>,
     /// Purges must not interleave (ENOSPC on several cameras at once).
     running: Mutex<()>,
+    reserve: SpaceReserve,
 }
 
 impl Retention {
     pub fn new(index: Arc<Index>, data_dir: PathBuf, budget: Budget) -> Retention {
-        Retention { index, data_dir, budget, reserved: Mutex::new(HashMap::new()), running: Mutex::new(()) }
+        let reserve = SpaceReserve::new(&data_dir);
+        if !reserve.take() {
+            tracing::warn!("disk nearly full: cannot set aside the space reserve");
+        }
+        Retention { index, data_dir, budget, reserved: Mutex::new(HashMap::new()), running: Mutex::new(()), reserve }
     }
 
     /// Records how much camera `name` expects its open clip to take (its last clip's size).
@@ -129,6 +180,8 @@ impl Retention {
     /// Returns whether anything was freed.
     pub fn free_oldest(&self) -> bool {
         let _guard = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Give SQLite room to record the deletion; taken back once the clip is gone.
+        self.reserve.release();
         let result = self.index.retention_candidates().map_err(RetentionError::from).and_then(|rows| {
             let oldest: Vec<i64> = rows.first().map(|r| r.id).into_iter().collect();
             self.delete(&rows, &oldest)
@@ -136,9 +189,11 @@ impl Retention {
         match result {
             Ok(report) if report.clips > 0 => {
                 tracing::warn!(bytes = report.bytes, "disk full: deleted the oldest clip");
+                self.reserve.take();
                 true
             }
             Ok(_) => {
+                // The released reserve is all the room there is now.
                 tracing::error!("disk full and no closed clip left to delete");
                 false
             }
@@ -178,7 +233,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn row(id: i64, camera: &str, start_s: i64, bytes: i64) -> RetentionRow {
-        RetentionRow { id, camera: camera.into(), start_us: start_s * 1_000_000, end_us: (start_s + 60) * 1_000_000, bytes }
+        RetentionRow {
+            id,
+            camera: camera.into(),
+            start_us: start_s * 1_000_000,
+            end_us: (start_s + 60) * 1_000_000,
+            bytes,
+        }
     }
 
     fn budget(max_bytes: u64) -> Budget {

@@ -84,11 +84,9 @@ impl Service {
         let report = {
             let (index, data_dir, identity, recipient) =
                 (index.clone(), config.data_dir.clone(), identity.clone(), recipient.clone());
-            tokio::task::spawn_blocking(move || {
-                recovery::reconcile(&index, &data_dir, identity.as_deref(), &recipient)
-            })
-            .await
-            .expect("reconcile does not panic")?
+            tokio::task::spawn_blocking(move || recovery::reconcile(&index, &data_dir, identity.as_deref(), &recipient))
+                .await
+                .expect("reconcile does not panic")?
         };
         report.log();
 

@@ -34,7 +34,11 @@ fn bad_configs_fail_with_one_clear_error_naming_the_key() {
             let (ok, stderr) = run_with_config(&text, command);
             assert!(!ok, "{command:?} accepted a bad config:\n{text}");
             assert!(stderr.contains(key), "error for {key} does not name it: {stderr}");
-            assert_eq!(stderr.trim().lines().filter(|l| l.contains("error")).count(), 1, "one error, not a cascade: {stderr}");
+            assert_eq!(
+                stderr.trim().lines().filter(|l| l.contains("error")).count(),
+                1,
+                "one error, not a cascade: {stderr}"
+            );
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
     }
@@ -62,7 +66,11 @@ fn init_writes_a_working_config_and_a_locked_key() {
     std::fs::write(&hub.passphrase_file, "not the passphrase").unwrap();
     let out = hub.run(&["check"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -80,7 +88,8 @@ fn demo_records_the_built_in_camera() {
 
     // The demo's data dir is an ordinary hub: list and decrypt with the CLI.
     let config = data_dir.join("config.toml");
-    let list = Command::new(hearth_bin()).arg("--config").arg(&config).args(["clips", "ls", "--json"]).output().unwrap();
+    let list =
+        Command::new(hearth_bin()).arg("--config").arg(&config).args(["clips", "ls", "--json"]).output().unwrap();
     assert!(list.status.success());
     let clips: Vec<hub::ClipRow> = serde_json::from_slice(&list.stdout).unwrap();
     assert!(clips.len() >= 2, "expected several 4 s clips from 14 s of demo, got {}", clips.len());

@@ -66,7 +66,13 @@ fn verify_clips(hub: &Hub, clips: &[ClipRow], width: u32, height: u32, audio: bo
         }
         // And the index agrees with the frame count at 25 fps.
         let expected_frames = seconds(clip) * FPS;
-        assert!((clip.frames as f64 - expected_frames).abs() <= 1.0, "clip {}: {} frames in {} s", clip.id, clip.frames, seconds(clip));
+        assert!(
+            (clip.frames as f64 - expected_frames).abs() <= 1.0,
+            "clip {}: {} frames in {} s",
+            clip.id,
+            clip.frames,
+            seconds(clip)
+        );
         std::fs::remove_file(path).unwrap();
     }
 }
@@ -108,7 +114,12 @@ fn records_h264(audio: bool) {
     assert_no_plaintext(&hub);
     assert!(hub.files().iter().all(|p| !p.to_string_lossy().ends_with(".part")), "a .part file survived a clean stop");
     let check = hub.run(&["check"]);
-    assert!(check.status.success(), "check: {}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "check: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -185,9 +196,7 @@ fn survives_camera_outage_and_records_the_gap() {
     let back = Instant::now();
     // The camera came back: a new clip must be recording within 5 s. The first clip closed
     // when the camera went away; the second appears in the index as open, so poll the log.
-    common::wait_until(Duration::from_secs(5), "recording resumed", || {
-        hub.log().matches("camera online").count() >= 2
-    });
+    common::wait_until(Duration::from_secs(5), "recording resumed", || hub.log().matches("camera online").count() >= 2);
     let resumed_after = back.elapsed();
     std::thread::sleep(Duration::from_secs(4));
     hub.stop();

@@ -126,6 +126,9 @@ pub struct RtspServerOptions {
     pub keyint: u32,
     /// (user, password): require RTSP Basic or Digest auth (both offered).
     pub credentials: Option<(String, String)>,
+    /// GStreamer `videotestsrc` pattern: "ball" (default, low bitrate) or "snow" (noise that
+    /// fills the bitrate, for tests that need bytes).
+    pub pattern: String,
 }
 
 impl Default for RtspServerOptions {
@@ -141,6 +144,7 @@ impl Default for RtspServerOptions {
             bitrate_kbps: 1000,
             keyint: 50,
             credentials: None,
+            pattern: "ball".to_string(),
         }
     }
 }
@@ -254,6 +258,8 @@ impl RtspServer {
             o.bitrate_kbps.to_string(),
             "--keyint".into(),
             o.keyint.to_string(),
+            "--pattern".into(),
+            o.pattern.clone(),
         ];
         if o.audio {
             a.push("--audio".into());

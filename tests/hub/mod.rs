@@ -52,8 +52,13 @@ pub struct Hub {
 impl Hub {
     /// `hearth init`, then the storage settings and cameras appended to the config.
     pub fn new(storage: &str, cameras: &[CameraSpec]) -> Hub {
+        Self::new_in(None, storage, cameras)
+    }
+
+    /// Like `new`, with the data dir at `data_dir` (e.g. on a small tmpfs).
+    pub fn new_in(data_dir: Option<PathBuf>, storage: &str, cameras: &[CameraSpec]) -> Hub {
         let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let passphrase_file = dir.path().join("passphrase");
         std::fs::write(&passphrase_file, PASSPHRASE).unwrap();
         let out = Command::new(hearth_bin())
@@ -74,7 +79,10 @@ impl Hub {
             text.replace_range(start..end, &format!("[storage]\n{storage}\n\n"));
         }
         for camera in cameras {
-            text.push_str(&format!("\n[[camera]]\nname = \"{}\"\nurl = \"{}\"\n{}\n", camera.name, camera.url, camera.extra));
+            text.push_str(&format!(
+                "\n[[camera]]\nname = \"{}\"\nurl = \"{}\"\n{}\n",
+                camera.name, camera.url, camera.extra
+            ));
         }
         std::fs::write(&config, text).unwrap();
         let log_path = dir.path().join("serve.log");
@@ -143,12 +151,18 @@ impl Hub {
             }
             panic!("clips ls failed: {stderr}");
         }
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("clips ls JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("clips ls JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// Decrypts clip `id` with the CLI into the test dir and returns the path.
     pub fn decrypt(&self, id: i64) -> PathBuf {
-        let out_path = self.dir.path().join(format!("clip-{id}.mp4"));
+        self.decrypt_to(id, self.dir.path())
+    }
+
+    /// Decrypts clip `id` into `dir`.
+    pub fn decrypt_to(&self, id: i64, dir: &Path) -> PathBuf {
+        let out_path = dir.join(format!("clip-{id}.mp4"));
         let out = self.run(&["clips", "decrypt", &id.to_string(), "-o", out_path.to_str().unwrap()]);
         assert!(out.status.success(), "decrypt {id}: {}", String::from_utf8_lossy(&out.stderr));
         out_path
@@ -242,7 +256,9 @@ pub fn plaintext_markers(bytes: &[u8]) -> Vec<(usize, &'static str)> {
             }
         }
         // NAL headers with nal_ref_idc > 0 (what cameras send for slices, SPS and PPS).
-        if window[..4] == [0, 0, 0, 1] && matches!(window[4], 0x21 | 0x25 | 0x27 | 0x28 | 0x41 | 0x45 | 0x47 | 0x48 | 0x61 | 0x65 | 0x67 | 0x68) {
+        if window[..4] == [0, 0, 0, 1]
+            && matches!(window[4], 0x21 | 0x25 | 0x27 | 0x28 | 0x41 | 0x45 | 0x47 | 0x48 | 0x61 | 0x65 | 0x67 | 0x68)
+        {
             start_codes.push(i);
         }
     }

@@ -65,6 +65,8 @@ def parse_args(argv):
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--bitrate-kbps", type=int, default=1000)
     p.add_argument("--keyint", type=int, default=50, help="max frames between keyframes")
+    p.add_argument("--pattern", default="ball",
+                   help="videotestsrc pattern (ball: mostly static, low bitrate; snow: noise, fills --bitrate-kbps)")
     p.add_argument("--audio", action="store_true", help="add an AAC (MPEG4-GENERIC) sine track")
     p.add_argument("--h265", action="store_true", help="H.265 (x265enc) instead of H.264")
     p.add_argument("--user", help="require RTSP auth (basic or digest) with this user")
@@ -96,7 +98,7 @@ def parse_args(argv):
 
 def video_branch(a):
     raw = "video/x-raw,width=%d,height=%d,framerate=%d/1" % (a.width, a.height, a.fps)
-    parts = ["videotestsrc is-live=true pattern=ball", raw]
+    parts = [f"videotestsrc is-live=true pattern={a.pattern}", raw]
     if not a.no_overlay:
         # clockoverlay/timeoverlay live in Debian's gstreamer1.0-x (pango plugin).
         if have("clockoverlay") and have("timeoverlay"):

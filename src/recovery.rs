@@ -503,3 +503,69 @@ fn repair_damaged(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::NewClip;
+
+    fn setup() -> (tempfile::TempDir, Index, Recipient) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.sqlite3")).unwrap();
+        let recipient = Recipient::parse("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p").unwrap();
+        (dir, index, recipient)
+    }
+
+    fn add_clip(index: &Index, data_dir: &Path, start_us: i64, file: bool) -> Clip {
+        let new = NewClip { camera: "door", start_us, codec: "avc1.64001f", width: 640, height: 360, has_audio: false };
+        let (id, path) = index.insert_open_clip(&new, |id| crate::clip::clip_rel_path("door", start_us, id)).unwrap();
+        if file {
+            let full = data_dir.join(&path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, b"ciphertext").unwrap();
+        }
+        index.clip(id).unwrap().unwrap()
+    }
+
+    #[test]
+    fn reconcile_resolves_every_crash_state_without_the_key() {
+        let (dir, index, recipient) = setup();
+        let data_dir = dir.path();
+        // Crash between row insert and file create: the row goes.
+        let never_written = add_clip(&index, data_dir, 1_000_000, false);
+        // Crash mid-deletion: the deletion is finished.
+        let deleting = add_clip(&index, data_dir, 2_000_000, true);
+        index.set_clip_state(deleting.id, ClipState::Deleting).unwrap();
+        // Crash after rename, before the row was closed: closed with what the row knew.
+        let renamed = add_clip(&index, data_dir, 3_000_000, true);
+        // Crash while recording: waits for the key.
+        let interrupted = add_clip(&index, data_dir, 4_000_000, false);
+        let part = part_path(&data_dir.join(&interrupted.path));
+        std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+        std::fs::write(&part, b"partial ciphertext").unwrap();
+        // A file nobody indexed.
+        let stray = data_dir.join("clips/door/2020-01-01/999.mp4.age");
+        std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+        std::fs::write(&stray, b"?").unwrap();
+
+        let report = reconcile(&index, data_dir, None, &recipient).unwrap();
+        assert_eq!(report.rows_without_files, 1);
+        assert_eq!(report.deletions_finished, 1);
+        assert_eq!(report.closed_after_rename, 1);
+        assert_eq!(report.waiting_for_key, 1);
+        assert_eq!(report.orphans.len(), 1);
+        assert!(index.clip(never_written.id).unwrap().is_none());
+        assert!(index.clip(deleting.id).unwrap().is_none());
+        assert!(!data_dir.join(&deleting.path).exists());
+        assert_eq!(index.clip(renamed.id).unwrap().unwrap().state, ClipState::Closed);
+        assert_eq!(index.clip(interrupted.id).unwrap().unwrap().state, ClipState::Open);
+        assert!(part.exists(), "an interrupted clip is never discarded without the key");
+        assert!(!stray.exists());
+        assert!(data_dir.join("orphans/clips/door/2020-01-01/999.mp4.age").exists(), "orphans are kept");
+
+        // Running it again changes nothing.
+        let again = reconcile(&index, data_dir, None, &recipient).unwrap();
+        assert_eq!((again.rows_without_files, again.deletions_finished, again.orphans.len()), (0, 0, 0));
+        assert_eq!(again.waiting_for_key, 1);
+    }
+}

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{redacted_url, CameraConfig, Transport};
+use crate::live::{Keyframe, LiveFeed};
 use crate::recorder::{AudioFrame, AudioParams, ClipEvent, Recorder, VideoFrame, VideoParams};
 use crate::shutdown::Shutdown;
 
@@ -76,6 +77,7 @@ pub async fn run(
     mut recorder: Recorder,
     events: mpsc::Sender<ClipEvent>,
     status: watch::Sender<CameraStatus>,
+    live: Arc<LiveFeed>,
     mut shutdown: Shutdown,
 ) {
     let name = camera.name.clone();
@@ -86,7 +88,7 @@ pub async fn run(
         set_connection(&status, Connection::Connecting, None);
         let session_start = Instant::now();
         let result = tokio::select! {
-            result = record_session(&camera, &mut recorder, &events, &status) => result,
+            result = record_session(&camera, &mut recorder, &events, &status, &live) => result,
             _ = shutdown.recv() => Ok(()),
         };
         let reason = match &result {
@@ -96,7 +98,8 @@ pub async fn run(
         if let Err(e) = recorder.end_session(&reason) {
             tracing::error!(camera = %name, error = %e, "cannot finish clip");
         }
-        if forward(&mut recorder, &events).await.is_err() || shutdown.is_shutdown() {
+        live.reset();
+        if forward(&mut recorder, &events, &live).await.is_err() || shutdown.is_shutdown() {
             break;
         }
         let Err(error) = result else { break };
@@ -167,8 +170,14 @@ fn set_connection(status: &watch::Sender<CameraStatus>, connection: Connection, 
     });
 }
 
-async fn forward(recorder: &mut Recorder, events: &mpsc::Sender<ClipEvent>) -> Result<(), IngestError> {
+/// Hands the recorder's events to live viewers and then to the clip writer.
+async fn forward(recorder: &mut Recorder, events: &mpsc::Sender<ClipEvent>, live: &LiveFeed) -> Result<(), IngestError> {
     for event in recorder.take_events() {
+        match &event {
+            ClipEvent::Start { codec, init_segment, .. } => live.publish_init(codec, init_segment),
+            ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => live.publish_fragment(bytes, live_offsets, *keyframe),
+            ClipEvent::End { .. } | ClipEvent::Gap { .. } => {}
+        }
         events.send(event).await.map_err(|_| IngestError::WriterGone)?;
     }
     Ok(())
@@ -180,6 +189,7 @@ async fn record_session(
     recorder: &mut Recorder,
     events: &mpsc::Sender<ClipEvent>,
     status: &watch::Sender<CameraStatus>,
+    live: &LiveFeed,
 ) -> Result<(), IngestError> {
     probe(&camera.url).await?;
     let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
@@ -269,6 +279,13 @@ async fn record_session(
                 }
                 let now = crate::time::now_us();
                 meter.add(frame.data().len(), now, status);
+                if frame.is_random_access_point() {
+                    live.set_keyframe(Keyframe {
+                        sample_entry: params.sample_entry.clone(),
+                        data: bytes::Bytes::copy_from_slice(frame.data()),
+                        received_us: now,
+                    });
+                }
                 recorder.push_video(VideoFrame {
                     time_90k: frame.timestamp().elapsed(),
                     is_keyframe: frame.is_random_access_point(),
@@ -287,7 +304,7 @@ async fn record_session(
             }
             _ => {}
         }
-        forward(recorder, events).await?;
+        forward(recorder, events, live).await?;
     }
 }
 
@@ -382,14 +399,12 @@ impl RateMeter {
     }
 }
 
-/// Everything needed to start a camera, created by the service.
+/// What the rest of hearth (the web UI) holds of a running camera.
 pub struct CameraHandle {
     pub name: String,
     pub status: watch::Receiver<CameraStatus>,
+    pub live: Arc<LiveFeed>,
 }
-
-/// Convenience for callers holding shared handles.
-pub type CameraHandles = Arc<Vec<CameraHandle>>;
 
 #[cfg(test)]
 mod tests {

@@ -172,7 +172,7 @@ impl ClipWriter {
                 self.start(&new, &init_segment)?;
                 Ok(None)
             }
-            ClipEvent::Fragment { bytes, progress } => {
+            ClipEvent::Fragment { bytes, progress, .. } => {
                 self.append(&bytes, &progress)?;
                 Ok(None)
             }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod live;
 pub mod mux;
 pub mod recorder;
 pub mod recovery;

@@ -94,10 +94,13 @@ pub enum ClipEvent {
         has_audio: bool,
         init_segment: Vec<u8>,
     },
-    /// A complete `moof`+`mdat`.
+    /// A complete `moof`+`mdat`. `keyframe` when it starts with one; `live_offsets` (track id,
+    /// ticks) move its clip-relative decode times onto the RTSP session's clock, for live view.
     Fragment {
         bytes: Vec<u8>,
         progress: ClipProgress,
+        keyframe: bool,
+        live_offsets: Vec<(u32, u64)>,
     },
     End {
         progress: ClipProgress,
@@ -391,7 +394,12 @@ impl Recorder {
             bytes.extend_from_slice(&sample.data);
         }
         clip.fragment_has_frames = false;
-        self.events.push(ClipEvent::Fragment { bytes, progress: clip.progress });
+        let keyframe = video_samples.first().is_some_and(|s| s.is_sync);
+        let mut live_offsets = vec![(1, clip.start_90k.max(0) as u64)];
+        if let Some(audio_start) = clip.audio_start {
+            live_offsets.push((2, audio_start.max(0) as u64));
+        }
+        self.events.push(ClipEvent::Fragment { bytes, progress: clip.progress, keyframe, live_offsets });
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use crate::clip::{ClipWriter, FreeSpace};
 use crate::config::Config;
 use crate::crypto::{CryptoError, PassphraseSource, Recipient, UnlockedIdentity};
 use crate::db::{ClipFilter, ClipState, DbError, Index};
+use crate::live::LiveFeed;
 use crate::recorder::{ClipEvent, Recorder};
 use crate::recovery::{self, RecoveryError};
 use crate::retention::{Budget, Retention};
@@ -117,8 +118,9 @@ impl Service {
             writers.push(spawn_writer(camera.name.clone(), writer, events_rx, retention.clone())?);
             let last_end = last_recorded_end(&index, &camera.name)?;
             let recorder = Recorder::new(config.storage.clip_seconds, last_end);
-            ingest.spawn(camera::run(camera.clone(), recorder, events_tx, status_tx, shutdown.clone()));
-            cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx });
+            let live = Arc::new(LiveFeed::default());
+            ingest.spawn(camera::run(camera.clone(), recorder, events_tx, status_tx, live.clone(), shutdown.clone()));
+            cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx, live });
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));
         tracing::info!(cameras = config.cameras.len(), data_dir = %config.data_dir.display(), "recording");

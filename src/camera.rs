@@ -171,11 +171,17 @@ fn set_connection(status: &watch::Sender<CameraStatus>, connection: Connection, 
 }
 
 /// Hands the recorder's events to live viewers and then to the clip writer.
-async fn forward(recorder: &mut Recorder, events: &mpsc::Sender<ClipEvent>, live: &LiveFeed) -> Result<(), IngestError> {
+async fn forward(
+    recorder: &mut Recorder,
+    events: &mpsc::Sender<ClipEvent>,
+    live: &LiveFeed,
+) -> Result<(), IngestError> {
     for event in recorder.take_events() {
         match &event {
             ClipEvent::Start { codec, init_segment, .. } => live.publish_init(codec, init_segment),
-            ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => live.publish_fragment(bytes, live_offsets, *keyframe),
+            ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => {
+                live.publish_fragment(bytes, live_offsets, *keyframe)
+            }
             ClipEvent::End { .. } | ClipEvent::Gap { .. } => {}
         }
         events.send(event).await.map_err(|_| IngestError::WriterGone)?;
@@ -248,15 +254,9 @@ async fn record_session(
             CodecItem::VideoFrame(frame) if frame.stream_id() == video_i => {
                 if frame.has_new_parameters() || video.is_none() {
                     let fresh = demuxed.streams()[video_i].parameters().and_then(video_params);
-                    if let Some(params) = &fresh {
-                        status.send_modify(|s| {
-                            s.codec = Some(params.codec.clone());
-                            s.width = Some(params.width);
-                            s.height = Some(params.height);
-                        });
-                        if session_started {
-                            recorder.set_video_params(params.clone());
-                        }
+                    if let (Some(params), true) = (&fresh, session_started) {
+                        show_params(status, params);
+                        recorder.set_video_params(params.clone());
                     }
                     video = fresh.or(video);
                 }
@@ -271,6 +271,7 @@ async fn record_session(
                 if !session_started {
                     recorder.start_session(params.clone(), audio.clone());
                     session_started = true;
+                    show_params(status, params);
                     set_connection(status, Connection::Online, None);
                     tracing::info!(camera = %camera.name, codec = %params.codec, width = params.width, height = params.height, "camera online");
                 }
@@ -306,6 +307,14 @@ async fn record_session(
         }
         forward(recorder, events, live).await?;
     }
+}
+
+fn show_params(status: &watch::Sender<CameraStatus>, params: &VideoParams) {
+    status.send_modify(|s| {
+        s.codec = Some(params.codec.clone());
+        s.width = Some(params.width);
+        s.height = Some(params.height);
+    });
 }
 
 fn pick_audio(streams: &[client::Stream]) -> Option<usize> {

@@ -107,7 +107,17 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub storage: StorageConfig,
     pub crypto: CryptoConfig,
+    pub web: WebConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// The web UI and API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebConfig {
+    /// Address to listen on. Loopback only until accounts and sessions exist.
+    pub listen: std::net::SocketAddr,
+    /// Lock playback again this many hours after an unlock (none: stay unlocked).
+    pub auto_lock_hours: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -176,7 +186,27 @@ struct RawConfig {
     storage: RawStorage,
     crypto: Option<RawCrypto>,
     #[serde(default)]
+    web: RawWeb,
+    #[serde(default)]
     camera: Vec<RawCamera>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(default = "default_listen")]
+    listen: String,
+    auto_lock_hours: Option<u32>,
+}
+
+impl Default for RawWeb {
+    fn default() -> Self {
+        RawWeb { listen: default_listen(), auto_lock_hours: None }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -279,6 +309,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
     let data_dir = if raw.data_dir.is_absolute() { raw.data_dir } else { config_dir.join(raw.data_dir) };
     let storage = validate_storage(raw.storage)?;
     let crypto = validate_crypto(raw.crypto, &data_dir)?;
+    let web = validate_web(raw.web)?;
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -290,7 +321,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         }
         cameras.push(camera);
     }
-    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, cameras })
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, cameras })
 }
 
 fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
@@ -326,6 +357,23 @@ fn validate_crypto(raw: Option<RawCrypto>, data_dir: &Path) -> Result<CryptoConf
     let identity_file =
         if raw.identity_file.is_absolute() { raw.identity_file } else { data_dir.join(raw.identity_file) };
     Ok(CryptoConfig { recipient, identity_file })
+}
+
+fn validate_web(raw: RawWeb) -> Result<WebConfig, ConfigError> {
+    let listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
+        ConfigError::invalid("web.listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.listen))
+    })?;
+    // Without accounts, anyone who can reach the port could watch: loopback only until then.
+    if !listen.ip().is_loopback() {
+        return Err(ConfigError::invalid(
+            "web.listen",
+            "must be a loopback address (127.0.0.1 or [::1]) until accounts and sessions are available",
+        ));
+    }
+    if raw.auto_lock_hours == Some(0) {
+        return Err(ConfigError::invalid("web.auto_lock_hours", "must be at least 1 (or left out)"));
+    }
+    Ok(WebConfig { listen, auto_lock_hours: raw.auto_lock_hours })
 }
 
 /// Camera names appear in paths and URLs, so they are restricted to a safe alphabet.
@@ -423,6 +471,10 @@ max_age_days = 30
 [crypto]
 recipient = "{recipient}"  # public key: recording needs only this
 identity_file = "identity.age"   # passphrase-encrypted private key; relative to data_dir
+
+[web]
+listen = "127.0.0.1:8080"  # loopback only until accounts are available
+# auto_lock_hours = 8      # lock playback again this long after an unlock
 
 # [[camera]]
 # name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
@@ -525,6 +577,8 @@ max_bytes = "50GB"
             "camera[1].name"
         );
         assert_eq!(error_key(&minimal("[storage]\nclip_seconds = 0\n")), "storage.clip_seconds");
+        assert_eq!(error_key(&minimal("[web]\nlisten = \"0.0.0.0:8080\"\n")), "web.listen");
+        assert_eq!(error_key(&minimal("[web]\nlisten = \"nope\"\n")), "web.listen");
         assert_eq!(
             error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n")),
             "camera[0].username"

@@ -3,8 +3,9 @@
 //! Cameras are pulled over RTSP ([`camera`]), cut into fragmented-MP4 clips ([`recorder`],
 //! [`mux`]), encrypted to the hub's age public key on the way to disk ([`crypto`], [`clip`]),
 //! indexed in SQLite ([`db`]), kept within budget ([`retention`]) and recovered after a crash
-//! ([`recovery`]). [`serve`] ties them into the running service; [`demo`] is a built-in
-//! synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
+//! ([`recovery`]). [`live`] fans a camera out to viewers, [`web`] serves the API and UI
+//! ([`playback`] decrypts ranges and exports, [`snapshot`] decodes keyframes), [`serve`] ties
+//! them into the running service; [`demo`] is a built-in synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod camera;
 pub mod clip;
@@ -14,9 +15,12 @@ pub mod db;
 pub mod demo;
 pub mod live;
 pub mod mux;
+pub mod playback;
 pub mod recorder;
 pub mod recovery;
 pub mod retention;
 pub mod serve;
 pub mod shutdown;
+pub mod snapshot;
 pub mod time;
+pub mod web;

@@ -205,7 +205,8 @@ mod tests {
 
     fn fragment(sequence: u32, base: u64, keyframe: bool) -> Vec<u8> {
         let samples = [Sample { duration: 3600, size: 4, is_sync: keyframe, composition_offset: 0 }];
-        let mut bytes = mux::fragment(sequence, &[TrackRun { track_id: 1, base_decode_time: base, samples: &samples }], 4).unwrap();
+        let mut bytes =
+            mux::fragment(sequence, &[TrackRun { track_id: 1, base_decode_time: base, samples: &samples }], 4).unwrap();
         bytes.extend_from_slice(&[1, 2, 3, 4]);
         bytes
     }

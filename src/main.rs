@@ -93,6 +93,7 @@ enum ClipsCommand {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -114,6 +115,17 @@ fn main() -> ExitCode {
             eprintln!("hearth: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena; with a writer thread per camera
+/// that fragments memory into many half-empty arenas. Two are plenty for hearth's allocation
+/// pattern (large, short-lived fragment buffers) and keep the resident size down on a Pi.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
@@ -192,6 +204,8 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
+    println!("hearth: recording; web UI at {}", service.web.url());
+    std::io::stdout().flush()?;
     signals.recv().await;
     tracing::info!("stopping: closing open clips");
     service.stop().await;
@@ -239,6 +253,7 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
             crypto::create_identity(&data_dir.join("identity.age"), &age::secrecy::SecretString::from(passphrase))?;
         let mut text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
         text = text.replace("clip_seconds = 60", &format!("clip_seconds = {clip_seconds}"));
+        text = text.replace("listen = \"127.0.0.1:8080\"", &format!("listen = \"{}\"", demo_listen_address()));
         text.push_str(&format!("\n[[camera]]\nname = \"demo\"\nurl = \"{}\"\n", camera.url()));
         std::fs::write(&config_path, text)?;
     } else {
@@ -264,10 +279,14 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
         passphrase_file.display(),
         config_path.display()
     );
+    // The demo's own throw-away passphrase lets it recover interrupted clips at start, and
+    // unlocks playback in the web UI.
+    let service = hearth::serve::Service::start(config, Some(PassphraseSource::File(passphrase_file.clone()))).await?;
+    println!();
+    println!("  open the web UI: {}", service.web.url());
+    println!();
     println!("  press Ctrl-C to stop");
     std::io::stdout().flush()?;
-    // The demo's own throw-away passphrase lets it recover interrupted clips at start.
-    let service = hearth::serve::Service::start(config, Some(PassphraseSource::File(passphrase_file.clone()))).await?;
     match seconds {
         Some(s) => tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(s)) => {}
@@ -305,6 +324,14 @@ async fn demo_camera(
     signals.recv().await;
     camera.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// 8080 when it is free (a URL worth remembering), else any free port.
+fn demo_listen_address() -> String {
+    match std::net::TcpListener::bind("127.0.0.1:8080") {
+        Ok(_) => "127.0.0.1:8080".to_owned(),
+        Err(_) => "127.0.0.1:0".to_owned(),
+    }
 }
 
 fn clip_line(clip: &hearth::db::Clip) -> String {

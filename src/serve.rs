@@ -25,6 +25,7 @@ use crate::recorder::{ClipEvent, Recorder};
 use crate::recovery::{self, RecoveryError};
 use crate::retention::{Budget, Retention};
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::web::{AppState, Unlock, WebServer};
 
 /// Clip events buffered between a camera and its writer: ~4 minutes of 1 s fragments, so a
 /// slow SD card can lag behind briefly without stalling the camera connection.
@@ -42,13 +43,15 @@ pub enum ServeError {
     Crypto(#[from] CryptoError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error("cannot listen on web.listen = {address}: {source}")]
+    Listen { address: std::net::SocketAddr, source: std::io::Error },
 }
 
-/// A running recorder.
+/// A running recorder and its web UI.
 pub struct Service {
     pub config: Arc<Config>,
     pub index: Arc<Index>,
-    pub cameras: Vec<CameraHandle>,
+    pub web: WebServer,
     trigger: ShutdownTrigger,
     ingest: JoinSet<()>,
     writers: Vec<JoinHandle<()>>,
@@ -124,13 +127,26 @@ impl Service {
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));
         tracing::info!(cameras = config.cameras.len(), data_dir = %config.data_dir.display(), "recording");
-        Ok(Service { config, index, cameras, trigger, ingest, writers })
+
+        let auto_lock = config.web.auto_lock_hours.map(|h| Duration::from_secs(u64::from(h) * 3600));
+        let state = AppState {
+            config: config.clone(),
+            index: index.clone(),
+            cameras: Arc::new(cameras),
+            unlock: Arc::new(Unlock::new(recipient, auto_lock, identity)),
+            shutdown: shutdown.clone(),
+        };
+        let web = crate::web::serve(config.web.listen, state, shutdown)
+            .await
+            .map_err(|source| ServeError::Listen { address: config.web.listen, source })?;
+        Ok(Service { config, index, web, trigger, ingest, writers })
     }
 
     /// Closes every open clip and waits for the files to be finished.
     pub async fn stop(mut self) {
         self.trigger.trigger();
         while self.ingest.join_next().await.is_some() {}
+        self.web.stopped().await;
         let writers = std::mem::take(&mut self.writers);
         let _ = tokio::task::spawn_blocking(move || {
             for writer in writers {

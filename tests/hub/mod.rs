@@ -78,6 +78,8 @@ impl Hub {
             let end = text.find("[crypto]").unwrap();
             text.replace_range(start..end, &format!("[storage]\n{storage}\n\n"));
         }
+        // Tests run in parallel: let the OS pick each hub's web port (read back by `web_url`).
+        text = text.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
         for camera in cameras {
             text.push_str(&format!(
                 "\n[[camera]]\nname = \"{}\"\nurl = \"{}\"\n{}\n",
@@ -131,6 +133,19 @@ impl Hub {
         let mut child = self.child.take().expect("not serving");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// The web UI's base URL (`http://127.0.0.1:PORT/`), once `serve` printed it.
+    pub fn web_url(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains("web UI at ")) {
+                return line.rsplit("web UI at ").next().unwrap_or_default().trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "serve never printed its URL\n{}", self.log());
+            assert!(self.is_serving(), "hearth serve died\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn is_serving(&mut self) -> bool {

@@ -1,0 +1,175 @@
+//! The web server: the JSON API under `/api/`, live video over WebSocket, and the static UI.
+//!
+//! Every handler receives the single [`AppState`]; there are no globals. Every error a handler
+//! can return is an [`ApiError`], which maps to a status code and a JSON body
+//! `{error, message}` in one place ([`IntoResponse`]), so nothing answers with an HTML error
+//! page or a bare 500. The identity for playback is held in [`Unlock`]: unlocked with the
+//! passphrase, in memory only, dropped on lock or after `web.auto_lock_hours`.
+
+mod api;
+mod assets;
+mod video;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::camera::CameraHandle;
+use crate::config::Config;
+use crate::crypto::{Recipient, UnlockedIdentity};
+use crate::db::Index;
+use crate::shutdown::Shutdown;
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub index: Arc<Index>,
+    pub cameras: Arc<Vec<CameraHandle>>,
+    pub unlock: Arc<Unlock>,
+    /// Long-lived responses (live streams) end when this fires.
+    pub shutdown: Shutdown,
+}
+
+impl AppState {
+    fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
+        self.cameras
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| ApiError::not_found("no_such_camera", format!("no camera named `{name}`")))
+    }
+}
+
+/// The playback key, when the owner has unlocked it.
+pub struct Unlock {
+    recipient: Recipient,
+    auto_lock: Option<Duration>,
+    state: RwLock<Option<(Arc<UnlockedIdentity>, Instant)>>,
+}
+
+impl Unlock {
+    pub fn new(recipient: Recipient, auto_lock: Option<Duration>, identity: Option<Arc<UnlockedIdentity>>) -> Unlock {
+        Unlock { recipient, auto_lock, state: RwLock::new(identity.map(|i| (i, Instant::now()))) }
+    }
+
+    /// The identity, unless locked (or the auto-lock time has passed, which locks it).
+    pub fn identity(&self) -> Option<Arc<UnlockedIdentity>> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let (identity, since) = state.as_ref()?;
+        if self.auto_lock.is_some_and(|limit| since.elapsed() >= limit) {
+            drop(state);
+            self.lock();
+            return None;
+        }
+        Some(identity.clone())
+    }
+
+    pub fn set(&self, identity: UnlockedIdentity) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Some((Arc::new(identity), Instant::now()));
+    }
+
+    pub fn lock(&self) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    pub fn recipient(&self) -> &Recipient {
+        &self.recipient
+    }
+}
+
+/// An API error: status, a stable machine-readable code, and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn locked() -> ApiError {
+        ApiError::new(StatusCode::LOCKED, "locked", "recordings are locked: unlock them with the passphrase")
+    }
+
+    /// Something failed on our side; the details go to the log, not to the client.
+    pub fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{what}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what}; see the hub's log"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: self.code, message: &self.message };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::internal("index query failed", e)
+    }
+}
+
+/// Builds the whole application.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new().nest("/api", api::routes().merge(video::routes())).merge(assets::routes()).with_state(state)
+}
+
+/// Serves until `shutdown`. Binding happens before this returns, so a bad address is an error
+/// at start-up rather than a log line later.
+pub async fn serve(listen: SocketAddr, state: AppState, mut shutdown: Shutdown) -> std::io::Result<WebServer> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.recv().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "web server failed");
+        }
+    });
+    tracing::info!(url = %format!("http://{local}/"), "web UI listening");
+    Ok(WebServer { local, task })
+}
+
+/// The running server.
+pub struct WebServer {
+    pub local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebServer {
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.local)
+    }
+
+    /// Waits for in-flight requests after shutdown was triggered (bounded: live streams are
+    /// closed by the shutdown signal themselves).
+    pub async fn stopped(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}

@@ -1,0 +1,198 @@
+//! The video half of the API: live view over WebSocket (fed by the camera's [`LiveFeed`]),
+//! snapshots, clip playback with HTTP ranges, and export.
+//!
+//! [`LiveFeed`]: crate::live::LiveFeed
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::api::TimeRange;
+use super::{ApiError, AppState};
+use crate::db::ClipState;
+use crate::live::{LiveItem, StreamHeader, Subscription};
+use crate::playback::{self, range::RangeRequest};
+
+/// Snapshots are for tiles and thumbnails: no wider than this.
+const SNAPSHOT_MAX_WIDTH: u32 = 1280;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/cameras/{name}/live", get(live))
+        .route("/cameras/{name}/snapshot.jpg", get(snapshot))
+        .route("/cameras/{name}/export.mp4", get(export))
+        .route("/clips/{file}", get(clip))
+}
+
+async fn live(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let feed = state.camera(&name)?.live.clone();
+    let shutdown = state.shutdown.clone();
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        tracing::debug!(camera = %name, "live viewer connected");
+        stream_live(socket, &feed, shutdown).await;
+        tracing::debug!(camera = %name, "live viewer left");
+    }))
+}
+
+/// Sends header, backlog, then every new item, until the viewer leaves or hearth stops. A
+/// viewer that falls too far behind is resynchronised from the next keyframe.
+async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut shutdown: crate::shutdown::Shutdown) {
+    let mut subscription = feed.subscribe();
+    if send_start(&mut socket, &subscription).await.is_err() {
+        return;
+    }
+    let mut waiting_for_keyframe = subscription.header.is_none();
+    loop {
+        let item = tokio::select! {
+            item = subscription.items.recv() => item,
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = shutdown.recv() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        };
+        let sent = match item {
+            Ok(LiveItem::Header(header)) => {
+                waiting_for_keyframe = true;
+                send_header(&mut socket, &header).await
+            }
+            Ok(LiveItem::Fragment { bytes, keyframe }) => {
+                if waiting_for_keyframe && !keyframe {
+                    continue;
+                }
+                waiting_for_keyframe = false;
+                socket.send(Message::Binary(bytes)).await
+            }
+            Err(RecvError::Lagged(_)) => {
+                subscription = feed.subscribe();
+                waiting_for_keyframe = true;
+                send_start(&mut socket, &subscription).await
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_start(socket: &mut WebSocket, subscription: &Subscription) -> Result<(), axum::Error> {
+    if let Some(header) = &subscription.header {
+        send_header(socket, header).await?;
+        for fragment in &subscription.backlog {
+            socket.send(Message::Binary(fragment.clone())).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn send_header(socket: &mut WebSocket, header: &StreamHeader) -> Result<(), axum::Error> {
+    let text = serde_json::json!({ "codec": header.codec, "mime": header.mime }).to_string();
+    socket.send(Message::Text(text.into())).await?;
+    socket.send(Message::Binary(header.init.clone())).await
+}
+
+async fn snapshot(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let keyframe = state
+        .camera(&name)?
+        .live
+        .keyframe()
+        .ok_or_else(|| ApiError::not_found("no_frame", format!("no picture from `{name}` yet")))?;
+    let jpeg = tokio::task::spawn_blocking(move || {
+        crate::snapshot::keyframe_to_jpeg(&keyframe.sample_entry, &keyframe.data, SNAPSHOT_MAX_WIDTH)
+    })
+    .await
+    .map_err(|e| ApiError::internal("snapshot failed", e))?
+    .map_err(|e| ApiError::internal("snapshot failed", e))?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], jpeg).into_response())
+}
+
+async fn clip(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id: i64 = file
+        .strip_suffix(".mp4")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| ApiError::not_found("no_such_clip", "clip URLs look like /api/clips/42.mp4"))?;
+    let index = state.index.clone();
+    let clip = tokio::task::spawn_blocking(move || index.clip(id))
+        .await
+        .map_err(|e| ApiError::internal("clip lookup failed", e))??
+        .filter(|c| c.state == ClipState::Closed)
+        .ok_or_else(|| ApiError::not_found("no_such_clip", format!("no clip {id}")))?;
+    let identity = state.unlock.identity().ok_or_else(ApiError::locked)?;
+    let path = state.config.data_dir.join(&clip.path);
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (total, range, stream) = playback::open_clip_stream(path, identity, range_header)
+        .await
+        .map_err(|e| ApiError::internal("cannot open clip", e))?;
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "private, max-age=3600");
+    match range {
+        RangeRequest::Unsatisfiable => {
+            return Ok(Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, playback::range::unsatisfied_content_range(total))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"error":"bad_range","message":"the requested range is outside the clip"}"#))
+                .map_err(|e| ApiError::internal("response", e))?);
+        }
+        RangeRequest::Partial(r) => {
+            response = response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, r.content_range(total))
+                .header(header::CONTENT_LENGTH, r.len());
+        }
+        RangeRequest::Full | RangeRequest::Ignored => {
+            response = response.status(StatusCode::OK).header(header::CONTENT_LENGTH, total);
+        }
+    }
+    response.body(Body::from_stream(stream)).map_err(|e| ApiError::internal("response", e))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(range): Query<TimeRange>,
+) -> Result<Response, ApiError> {
+    state.camera(&name)?;
+    let (start_us, end_us) = range.bounds()?;
+    if start_us == i64::MIN || end_us == i64::MAX {
+        return Err(ApiError::bad_request("bad_range", "export needs both `start` and `end`"));
+    }
+    let identity = state.unlock.identity().ok_or_else(ApiError::locked)?;
+    let index = state.index.clone();
+    let camera = name.clone();
+    let clips = tokio::task::spawn_blocking(move || {
+        index.clips(&crate::db::ClipFilter { camera: Some(&camera), state: Some(ClipState::Closed), start_us, end_us })
+    })
+    .await
+    .map_err(|e| ApiError::internal("export query failed", e))??;
+    if clips.is_empty() {
+        return Err(ApiError::not_found("empty_range", "nothing was recorded in that range"));
+    }
+    let stream =
+        playback::export::spawn_export_stream(state.config.data_dir.clone(), clips, identity, start_us, end_us);
+    let filename = format!("{name}-{}.mp4", crate::time::format_us(start_us).replace(':', "-"));
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("response", e))?)
+}

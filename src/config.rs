@@ -118,6 +118,32 @@ pub struct WebConfig {
     pub listen: std::net::SocketAddr,
     /// Lock playback again this many hours after an unlock (none: stay unlocked).
     pub auto_lock_hours: Option<u32>,
+    pub tls: TlsMode,
+    /// Certificate and key (PEM), absolute after loading.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+/// When the web server speaks HTTPS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// HTTPS unless listening on loopback only (where nothing crosses a network).
+    #[default]
+    Auto,
+    On,
+    /// Plain HTTP: only for an owner's own reverse proxy, which then does TLS.
+    Off,
+}
+
+impl WebConfig {
+    pub fn uses_tls(&self) -> bool {
+        match self.tls {
+            TlsMode::On => true,
+            TlsMode::Off => false,
+            TlsMode::Auto => !self.listen.ip().is_loopback(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -197,12 +223,32 @@ struct RawWeb {
     #[serde(default = "default_listen")]
     listen: String,
     auto_lock_hours: Option<u32>,
+    #[serde(default)]
+    tls: TlsMode,
+    #[serde(default = "default_tls_cert")]
+    tls_cert: PathBuf,
+    #[serde(default = "default_tls_key")]
+    tls_key: PathBuf,
 }
 
 impl Default for RawWeb {
     fn default() -> Self {
-        RawWeb { listen: default_listen(), auto_lock_hours: None }
+        RawWeb {
+            listen: default_listen(),
+            auto_lock_hours: None,
+            tls: TlsMode::default(),
+            tls_cert: default_tls_cert(),
+            tls_key: default_tls_key(),
+        }
     }
+}
+
+fn default_tls_cert() -> PathBuf {
+    PathBuf::from("tls/cert.pem")
+}
+
+fn default_tls_key() -> PathBuf {
+    PathBuf::from("tls/key.pem")
 }
 
 fn default_listen() -> String {
@@ -309,7 +355,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
     let data_dir = if raw.data_dir.is_absolute() { raw.data_dir } else { config_dir.join(raw.data_dir) };
     let storage = validate_storage(raw.storage)?;
     let crypto = validate_crypto(raw.crypto, &data_dir)?;
-    let web = validate_web(raw.web)?;
+    let web = validate_web(raw.web, &data_dir)?;
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -359,7 +405,7 @@ fn validate_crypto(raw: Option<RawCrypto>, data_dir: &Path) -> Result<CryptoConf
     Ok(CryptoConfig { recipient, identity_file })
 }
 
-fn validate_web(raw: RawWeb) -> Result<WebConfig, ConfigError> {
+fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> {
     let listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
         ConfigError::invalid("web.listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.listen))
     })?;
@@ -373,7 +419,14 @@ fn validate_web(raw: RawWeb) -> Result<WebConfig, ConfigError> {
     if raw.auto_lock_hours == Some(0) {
         return Err(ConfigError::invalid("web.auto_lock_hours", "must be at least 1 (or left out)"));
     }
-    Ok(WebConfig { listen, auto_lock_hours: raw.auto_lock_hours })
+    let absolute = |p: PathBuf| if p.is_absolute() { p } else { data_dir.join(p) };
+    Ok(WebConfig {
+        listen,
+        auto_lock_hours: raw.auto_lock_hours,
+        tls: raw.tls,
+        tls_cert: absolute(raw.tls_cert),
+        tls_key: absolute(raw.tls_key),
+    })
 }
 
 /// Camera names appear in paths and URLs, so they are restricted to a safe alphabet.
@@ -474,6 +527,9 @@ identity_file = "identity.age"   # passphrase-encrypted private key; relative to
 
 [web]
 listen = "127.0.0.1:8080"  # loopback only until accounts are available
+tls = "auto"               # HTTPS beyond loopback; "on" always, "off" behind your own proxy
+tls_cert = "tls/cert.pem"  # self-signed by `hearth init`; or your own (relative to data_dir)
+tls_key = "tls/key.pem"
 # auto_lock_hours = 8      # lock playback again this long after an unlock
 
 # [[camera]]

@@ -78,6 +78,11 @@ impl std::fmt::Debug for UnlockedIdentity {
 }
 
 impl UnlockedIdentity {
+    /// Wraps an identity already in memory (tests, and keys decrypted elsewhere).
+    pub fn from_identity(identity: age::x25519::Identity) -> UnlockedIdentity {
+        UnlockedIdentity(identity)
+    }
+
     pub fn recipient(&self) -> Recipient {
         Recipient(self.0.to_public())
     }

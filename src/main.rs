@@ -162,12 +162,17 @@ fn init(config_arg: &Path, data_dir: &Path, passphrase_file: Option<PathBuf>) ->
     let identity_file = data_dir.join("identity.age");
     let recipient = crypto::create_identity(&identity_file, &passphrase)?;
     let text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
+    hearth::web::tls::create_self_signed(&data_dir.join("tls/cert.pem"), &data_dir.join("tls/key.pem"))?;
     std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
     Config::load(&config_path).context("the config just written does not load (a bug)")?;
     println!("created {}", data_dir.display());
     println!("  config:   {}", config_path.display());
     println!("  key:      {} (encrypted with your passphrase; keep the passphrase safe:", identity_file.display());
     println!("            without it, nobody — including you — can watch recordings)");
+    println!(
+        "  TLS:      {} (self-signed for this hub's names; see README to trust it)",
+        data_dir.join("tls/cert.pem").display()
+    );
     println!("  next:     add a [[camera]] to the config, then `hearth --config {} serve`", config_path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -136,7 +136,7 @@ impl Service {
             unlock: Arc::new(Unlock::new(recipient, auto_lock, identity)),
             shutdown: shutdown.clone(),
         };
-        let web = crate::web::serve(config.web.listen, state, shutdown)
+        let web = crate::web::serve(state, shutdown)
             .await
             .map_err(|source| ServeError::Listen { address: config.web.listen, source })?;
         Ok(Service { config, index, web, trigger, ingest, writers })

@@ -239,3 +239,34 @@ fn openapi_document_describes_every_route() {
         assert!(in_source, "src/web/openapi.json documents {path}, which the router does not have");
     }
 }
+
+#[test]
+fn https_with_the_certificate_hearth_init_made() {
+    let mut hub = Hub::new("", &[]);
+    let text = std::fs::read_to_string(&hub.config).unwrap().replace("tls = \"auto\"", "tls = \"on\"");
+    std::fs::write(&hub.config, text).unwrap();
+    hub.start();
+    let url = hub.web_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_owned();
+    let cert = hub.data_dir.join("tls/cert.pem");
+    // Trusting the hub's own certificate is enough: it names localhost and 127.0.0.1.
+    for host in ["localhost", "127.0.0.1"] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .arg(format!("https://{host}:{port}/api/status"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{host}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json(&out.stdout)["version"], env!("CARGO_PKG_VERSION"));
+    }
+    // Without trusting it, a client refuses: the connection really is authenticated TLS.
+    let untrusted = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("https://localhost:{port}/"))
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
+    hub.stop();
+}

@@ -8,6 +8,7 @@
 
 mod api;
 mod assets;
+pub mod tls;
 mod video;
 
 use std::net::SocketAddr;
@@ -138,38 +139,98 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new().nest("/api", api::routes().merge(video::routes())).merge(assets::routes()).with_state(state)
 }
 
-/// Serves until `shutdown`. Binding happens before this returns, so a bad address is an error
-/// at start-up rather than a log line later.
-pub async fn serve(listen: SocketAddr, state: AppState, mut shutdown: Shutdown) -> std::io::Result<WebServer> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Serves until `shutdown`, over HTTPS when `web.tls` asks for it. Binding and loading the
+/// certificate happen before this returns, so a bad address or key is an error at start-up
+/// rather than a log line later.
+pub async fn serve(state: AppState, mut shutdown: Shutdown) -> std::io::Result<WebServer> {
+    let web = state.config.web.clone();
+    let listener = std::net::TcpListener::bind(web.listen)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.recv().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "web server failed");
-        }
-    });
-    tracing::info!(url = %format!("http://{local}/"), "web UI listening");
-    Ok(WebServer { local, task })
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if web.uses_tls() { "https" } else { "http" };
+    let task = if web.uses_tls() {
+        tls::install_crypto_provider();
+        let config =
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(&web.tls_cert, &web.tls_key).await.map_err(|e| {
+                std::io::Error::other(format!(
+                    "TLS certificate {} / key {}: {e}",
+                    web.tls_cert.display(),
+                    web.tls_key.display()
+                ))
+            })?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.recv().await;
+            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        let server = axum_server::from_tcp_rustls(listener, config).handle(handle);
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(app).await {
+                tracing::error!(error = %e, "web server failed");
+            }
+        })
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.recv().await }).await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "web server failed");
+            }
+        })
+    };
+    let url = format!("{scheme}://{local}/");
+    tracing::info!(%url, "web UI listening");
+    Ok(WebServer { url, task })
 }
 
 /// The running server.
 pub struct WebServer {
-    pub local: SocketAddr,
+    url: String,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl WebServer {
-    pub fn url(&self) -> String {
-        format!("http://{}/", self.local)
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Waits for in-flight requests after shutdown was triggered (bounded: live streams are
     /// closed by the shutdown signal themselves).
     pub async fn stopped(self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unlock(auto_lock: Option<Duration>) -> Unlock {
+        let identity = age::x25519::Identity::generate();
+        let recipient = Recipient::parse(&identity.to_public().to_string()).unwrap();
+        Unlock::new(recipient, auto_lock, None)
+    }
+
+    #[test]
+    fn auto_lock_forgets_the_key() {
+        let never = unlock(None);
+        assert!(never.identity().is_none(), "locked until unlocked");
+        let soon = unlock(Some(Duration::from_millis(50)));
+        soon.set(UnlockedIdentity::from_identity(age::x25519::Identity::generate()));
+        assert!(soon.identity().is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(soon.identity().is_none(), "auto-lock after the configured time");
+        soon.set(UnlockedIdentity::from_identity(age::x25519::Identity::generate()));
+        soon.lock();
+        assert!(soon.identity().is_none());
+    }
+
+    #[test]
+    fn errors_are_json_with_their_status() {
+        let response = ApiError::locked().into_response();
+        assert_eq!(response.status(), StatusCode::LOCKED);
+        assert_eq!(response.headers()["content-type"], "application/json");
     }
 }

@@ -1,0 +1,219 @@
+// The browser tests' harness: no mocks. GStreamer's RTSP server (tests/support/rtsp_server.py)
+// is the camera, the dev build of hearth (`target/debug/hearth`, built by `cargo build`) records
+// it into a temporary data dir and serves the UI, and Debian's Chromium (/usr/bin/chromium)
+// drives the UI through playwright-core. Everything listens on 127.0.0.1 only.
+//
+// Environment:
+// - HEARTH_BIN: the hearth binary (default target/debug/hearth).
+// - HEARTH_TEST_PYTHON: the interpreter with GStreamer's gi bindings (default /usr/bin/python3).
+// - HEARTH_CHROMIUM: the browser (default /usr/bin/chromium).
+
+import { spawn, execFile } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
+export const HEARTH_BIN = process.env.HEARTH_BIN || join(ROOT, 'target', 'debug', 'hearth');
+const PYTHON = process.env.HEARTH_TEST_PYTHON || '/usr/bin/python3';
+const CHROMIUM = process.env.HEARTH_CHROMIUM || '/usr/bin/chromium';
+const RTSP_SERVER = join(ROOT, 'tests', 'support', 'rtsp_server.py');
+const PASSPHRASE = 'browser test passphrase';
+
+// Every process we started, so that even a crashing test run leaves nothing behind.
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+/** Our environment plus `extra`, without HEARTH_CONFIG (the tests name their config). */
+function childEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.HEARTH_CONFIG;
+  return env;
+}
+
+/** Spawns a child that is killed when this process exits; output appended to `logPath`. */
+function spawnTracked(cmd, args, { env, logPath, stdin = 'ignore' } = {}) {
+  const child = spawn(cmd, args, { env: childEnv(env), stdio: [stdin, 'pipe', 'pipe'] });
+  children.add(child);
+  child.exited = new Promise((res) => child.once('exit', (code, signal) => { children.delete(child); res({ code, signal }); }));
+  child.log = '';
+  const file = logPath ? createWriteStream(logPath, { flags: 'a' }) : null;
+  const onData = (d) => {
+    const s = d.toString();
+    child.log += s;
+    if (child.log.length > 200_000) child.log = child.log.slice(-100_000);
+    file?.write(s);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  child.once('exit', () => file?.end());
+  return child;
+}
+
+/** Resolves with the first match of `re` in the child's output, or rejects on exit/timeout. */
+async function waitForOutput(child, re, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = child.log.match(re);
+    if (m) return m;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${child.log}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms:\n${child.log}`);
+    await sleep(50);
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. Resolves once the process is gone. */
+export async function stopProcess(child, graceMs = 10_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = sleep(graceMs).then(() => 'timeout');
+  if ((await Promise.race([child.exited, timer])) === 'timeout') {
+    child.kill('SIGKILL');
+    await child.exited;
+  }
+}
+
+/** GStreamer's RTSP server on a free port: `{child, url}`. Dies with us (stdin EOF). */
+export async function startRtspServer(logPath) {
+  const child = spawnTracked(PYTHON, [RTSP_SERVER, '--port', '0', '--path', '/cam', '--exit-on-stdin-eof'],
+    { logPath, stdin: 'pipe' });
+  const m = await waitForOutput(child, /^READY (rtsp:\/\/127\.0\.0\.1:\d+\/\S+)$/m, 20_000,
+    `${RTSP_SERVER} (run \`make deps\`: it needs python3-gi and GStreamer's RTSP server)`);
+  return { child, url: m[1] };
+}
+
+/**
+ * `hearth init` in a temp dir, a config recording `cameraUrl` as "door" in 4-second clips with
+ * the web UI on a free loopback port, then `hearth serve` with the passphrase (playback
+ * unlocked). Returns `{child, dir, dataDir, config, base}`; `base` is `http://127.0.0.1:PORT/`.
+ */
+export async function startHub(cameraUrl) {
+  if (!existsSync(HEARTH_BIN)) throw new Error(`${HEARTH_BIN} is missing: run \`cargo build\` first`);
+  const dir = await mkdtemp(join(tmpdir(), 'hearth-browser-'));
+  const dataDir = join(dir, 'data');
+  const passphraseFile = join(dir, 'passphrase');
+  await writeFile(passphraseFile, PASSPHRASE, { mode: 0o600 });
+  await run(HEARTH_BIN, ['init', '--data-dir', dataDir, '--passphrase-file', passphraseFile]);
+
+  const config = join(dataDir, 'config.toml');
+  let text = await readFile(config, 'utf8');
+  if (!text.includes('listen = "127.0.0.1:8080"')) throw new Error(`unexpected generated config:\n${text}`);
+  text = text.replace('listen = "127.0.0.1:8080"', 'listen = "127.0.0.1:0"');
+  // Short clips so a few exist within seconds; a small budget so the storage bars show a fill
+  // (and the disk is never smaller than the budget).
+  text = text.replace(/^\[storage\]\n(?:(?!\[)[^\n]*\n)*/m, '[storage]\nclip_seconds = 4\nmax_bytes = "100MB"\nmax_age_days = 30\n\n');
+  text += `\n[[camera]]\nname = "door"\nurl = "${cameraUrl}"\n`;
+  await writeFile(config, text);
+
+  const child = spawnTracked(HEARTH_BIN, ['--config', config, 'serve'], {
+    env: { HEARTH_PASSPHRASE_FILE: passphraseFile, HEARTH_LOG: 'info' },
+    logPath: join(dir, 'serve.log'),
+  });
+  const m = await waitForOutput(child, /web UI at (http:\/\/127\.0\.0\.1:\d+\/)/, 30_000, 'hearth serve');
+  return { child, dir, dataDir, config, base: m[1] };
+}
+
+/** Runs a command to completion; rejects with its output on failure. */
+export function run(cmd, args, { timeoutMs = 60_000 } = {}) {
+  return new Promise((res, rej) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20, env: childEnv() }, (err, stdout, stderr) => {
+      if (err) rej(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else res({ stdout, stderr });
+    });
+  });
+}
+
+export async function getJson(base, path) {
+  const res = await fetch(new URL(path, base), { cache: 'no-store' });
+  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** Waits until the hub has indexed at least `n` closed clips; returns them. */
+export async function waitForClips(hub, n, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (hub.child.exitCode !== null || hub.child.signalCode !== null) throw new Error(`hearth serve died:\n${hub.child.log}`);
+    const clips = await getJson(hub.base, 'api/clips').catch(() => []);
+    if (clips.length >= n) return clips;
+    if (Date.now() > deadline) throw new Error(`fewer than ${n} clips after ${timeoutMs} ms:\n${hub.child.log}`);
+    await sleep(250);
+  }
+}
+
+export async function removeDir(dir) {
+  if (dir) await rm(dir, { recursive: true, force: true });
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+}
+
+/**
+ * A fresh context and page on the hub, recording every URL the page asks for (HTTP requests,
+ * WebSockets) and every uncaught script error. `assertLocalOnly()` fails if any of them went
+ * anywhere but 127.0.0.1.
+ */
+export async function openPage(browser, base, contextOptions = {}) {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 }, ...contextOptions });
+  const page = await context.newPage();
+  const urls = [];
+  const pageErrors = [];
+  const consoleErrors = [];
+  context.on('request', (r) => urls.push(r.url()));
+  page.on('websocket', (ws) => urls.push(ws.url()));
+  page.on('pageerror', (e) => pageErrors.push(String(e?.stack || e)));
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.setDefaultTimeout(20_000);
+  return {
+    context,
+    page,
+    urls,
+    pageErrors,
+    consoleErrors,
+    goto: (hash) => page.goto(new URL(hash, base).href),
+    /** Every network URL the page used points at 127.0.0.1 (data: and blob: are in-page). */
+    externalUrls() {
+      return urls.filter((u) => {
+        let url;
+        try { url = new URL(u); } catch { return true; }
+        if (url.protocol === 'data:') return false;
+        if (url.protocol === 'blob:') {
+          try { url = new URL(url.pathname); } catch { return true; }
+        }
+        return url.hostname !== '127.0.0.1';
+      });
+    },
+    close: () => context.close(),
+  };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** `YYYY-MM-DDTHH:MM` in local time, for <input type="datetime-local">. */
+export function localInput(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}

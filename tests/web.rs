@@ -154,6 +154,11 @@ fn api_serves_recordings_with_ranges_export_and_errors() {
     );
     assert_error(get("/api/cameras/door/export.mp4"), 400, "bad_range");
     assert_error(get("/api/nothing/here"), 404, "no_such_route");
+    assert_error(get("/api/cameras/%FF%FE/timeline"), 400, "bad_request");
+    assert_error(get("/api/clips?start=1"), 400, "bad_time");
+    assert_error(get("/api/clips?start=1&start=2"), 400, "bad_request");
+    assert_error(http.delete(&format!("{url}api/clips")), 405, "method_not_allowed");
+    assert_error(get("/api/clips/..%2F..%2Fidentity.age"), 404, "no_such_clip");
     assert_error(http.post(&format!("{url}api/unlock")).set("content-type", "application/json"), 400, "bad_body");
 
     // Lock: playback and export refuse; live and snapshots go on. Unlock again.

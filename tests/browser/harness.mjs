@@ -9,7 +9,7 @@
 // - HEARTH_CHROMIUM: the browser (default /usr/bin/chromium).
 
 import { spawn, execFile } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -25,13 +25,21 @@ const CHROMIUM = process.env.HEARTH_CHROMIUM || '/usr/bin/chromium';
 const RTSP_SERVER = join(ROOT, 'tests', 'support', 'rtsp_server.py');
 const PASSPHRASE = 'browser test passphrase';
 
-// Every process we started, so that even a crashing test run leaves nothing behind.
+// Every process and temp dir we made, so that even an interrupted run leaves nothing behind.
 const children = new Set();
-process.on('exit', () => {
+const tempDirs = new Set();
+function cleanupNow() {
   for (const c of children) {
     try { c.kill('SIGKILL'); } catch { /* gone */ }
   }
-});
+  for (const d of tempDirs) {
+    try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+}
+process.on('exit', cleanupNow);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => { cleanupNow(); process.exit(128 + (sig === 'SIGINT' ? 2 : 15)); });
+}
 
 /** Our environment plus `extra`, without HEARTH_CONFIG (the tests name their config). */
 function childEnv(extra = {}) {
@@ -101,6 +109,7 @@ export async function startRtspServer(logPath) {
 export async function startHub(cameraUrl) {
   if (!existsSync(HEARTH_BIN)) throw new Error(`${HEARTH_BIN} is missing: run \`cargo build\` first`);
   const dir = await mkdtemp(join(tmpdir(), 'hearth-browser-'));
+  tempDirs.add(dir);
   const dataDir = join(dir, 'data');
   const passphraseFile = join(dir, 'passphrase');
   await writeFile(passphraseFile, PASSPHRASE, { mode: 0o600 });
@@ -153,7 +162,9 @@ export async function waitForClips(hub, n, timeoutMs) {
 }
 
 export async function removeDir(dir) {
-  if (dir) await rm(dir, { recursive: true, force: true });
+  if (!dir) return;
+  await rm(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
 }
 
 export function launchBrowser() {

@@ -418,6 +418,7 @@ fn clips_decrypt(config_path: &Path, id: i64, output: &Path) -> Result<ExitCode>
 
 fn check(config_path: &Path) -> Result<ExitCode> {
     let config = load_config(config_path)?;
+    let _lock = hearth::recovery::DataDirLock::acquire(&config.data_dir)?;
     let index = Index::open(&config.db_path())?;
     let identity = unlock(&config)?;
     let recipient = Recipient::parse(&config.crypto.recipient)?;

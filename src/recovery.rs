@@ -44,10 +44,33 @@ pub enum RecoveryError {
     Mux { id: i64, source: MuxError },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0} is in use by another hearth (is `hearth serve` running? stop it first)")]
+    Busy(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RecoveryError + '_ {
     move |source| RecoveryError::Io { path: path.to_owned(), source }
+}
+
+/// Exclusive use of a data dir: `hearth serve` and `hearth check` each hold it, so a check
+/// never "recovers" a clip a running recorder is still writing. Released on drop (and by the
+/// kernel if the process dies: it is an `flock`).
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &Path) -> Result<DataDirLock, RecoveryError> {
+        use std::os::unix::io::AsRawFd;
+        let path = data_dir.join("hearth.lock");
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(RecoveryError::Busy(data_dir.to_owned()));
+        }
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 /// What reconciliation did.
@@ -525,6 +548,15 @@ mod tests {
             std::fs::write(&full, b"ciphertext").unwrap();
         }
         index.clip(id).unwrap().unwrap()
+    }
+
+    #[test]
+    fn only_one_process_may_own_a_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        assert!(matches!(DataDirLock::acquire(dir.path()), Err(RecoveryError::Busy(_))));
+        drop(first);
+        DataDirLock::acquire(dir.path()).unwrap();
     }
 
     #[test]

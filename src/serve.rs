@@ -22,7 +22,7 @@ use crate::crypto::{CryptoError, PassphraseSource, Recipient, UnlockedIdentity};
 use crate::db::{ClipFilter, ClipState, DbError, Index};
 use crate::live::LiveFeed;
 use crate::recorder::{ClipEvent, Recorder};
-use crate::recovery::{self, RecoveryError};
+use crate::recovery::{self, DataDirLock, RecoveryError};
 use crate::retention::{Budget, Retention};
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::web::{AppState, Unlock, WebServer};
@@ -52,6 +52,7 @@ pub struct Service {
     pub config: Arc<Config>,
     pub index: Arc<Index>,
     pub web: WebServer,
+    _lock: DataDirLock,
     trigger: ShutdownTrigger,
     ingest: JoinSet<()>,
     writers: Vec<JoinHandle<()>>,
@@ -81,6 +82,7 @@ impl Service {
         let config = Arc::new(config);
         std::fs::create_dir_all(config.clips_dir())
             .map_err(|source| ServeError::DataDir { path: config.clips_dir(), source })?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let index = Arc::new(Index::open(&config.db_path())?);
         let recipient = Recipient::parse(&config.crypto.recipient)?;
         let identity = unlock_with(&config, passphrase).await?;
@@ -139,7 +141,7 @@ impl Service {
         let web = crate::web::serve(state, shutdown)
             .await
             .map_err(|source| ServeError::Listen { address: config.web.listen, source })?;
-        Ok(Service { config, index, web, trigger, ingest, writers })
+        Ok(Service { config, index, web, _lock: lock, trigger, ingest, writers })
     }
 
     /// Closes every open clip and waits for the files to be finished.

@@ -6,7 +6,7 @@ mod hub;
 
 use std::process::Command;
 
-use hub::{hearth_bin, CameraSpec, Hub};
+use hub::{hearth_bin, Hub};
 
 fn run_with_config(config_text: &str, args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -114,10 +114,14 @@ fn demo_records_the_built_in_camera() {
 }
 
 #[test]
-fn serve_records_nothing_and_exits_cleanly_without_cameras() {
+fn serve_without_cameras_runs_owns_its_data_dir_and_exits_cleanly() {
     let mut hub = Hub::new("", &[]);
     hub.start();
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    hub.web_url(); // fully started
+                   // `check` must not "recover" clips a running recorder is writing.
+    let check = hub.run(&["check"]);
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("in use"), "{}", String::from_utf8_lossy(&check.stderr));
     hub.stop();
-    let _ = CameraSpec { name: String::new(), url: String::new(), extra: String::new() };
+    assert!(hub.run(&["check"]).status.success(), "free again after serve stopped");
 }

@@ -3,10 +3,10 @@
 //! The camera task publishes what the recorder produces — init segments and fMP4 fragments —
 //! into a [`LiveFeed`]. Clips restart their decode times at zero, but a live viewer needs one
 //! continuous timeline, so fragments are re-timed to the RTSP session's clock once, here, not
-//! per viewer. The feed keeps the current init segment and the fragments since the last
-//! keyframe (the open GOP), so a new viewer starts playing at once from a keyframe instead of
-//! waiting up to a GOP, and the last keyframe itself, for snapshots. Viewers that fall behind
-//! the broadcast buffer are told to resynchronise rather than being fed a broken stream.
+//! per viewer — and only while someone watches. While a camera has viewers the feed keeps the
+//! fragments since the last keyframe (the open GOP), so another viewer starts playing at once;
+//! it always keeps the current init segment, and the last keyframe for snapshots. Viewers that
+//! fall behind the broadcast buffer are resynchronised rather than fed a broken stream.
 
 use std::sync::Mutex;
 
@@ -15,8 +15,10 @@ use tokio::sync::broadcast;
 
 use crate::mux;
 
-/// Fragments buffered for slow viewers before they must resynchronise (~1 min at 1/s).
-const BROADCAST_CAPACITY: usize = 64;
+/// Fragments buffered for a slow viewer before it must resynchronise (~8 s at 1/s). Each slot
+/// holds a fragment until overwritten, so this bounds memory per watched camera (~4 MB at
+/// 4 Mbit/s).
+const BROADCAST_CAPACITY: usize = 8;
 /// Upper bound on the open-GOP cache, whatever the camera's GOP (~10 s of 1 s fragments).
 const MAX_GOP_FRAGMENTS: usize = 10;
 
@@ -93,8 +95,14 @@ impl LiveFeed {
         let _ = self.tx.send(LiveItem::Header(header));
     }
 
-    /// A fragment of the current clip; `offsets` re-time it onto the session clock.
+    /// A fragment of the current clip; `offsets` re-time it onto the session clock. With
+    /// nobody watching this costs nothing: no copy, no cache (a first viewer then starts at
+    /// the next keyframe; later ones at once, from the open GOP).
     pub fn publish_fragment(&self, fragment: &[u8], offsets: &[(u32, u64)], keyframe: bool) {
+        if self.tx.receiver_count() == 0 {
+            self.cache().gop.clear();
+            return;
+        }
         let bytes = match retime(fragment, offsets) {
             Some(bytes) => bytes,
             None => return, // our own muxer's output; unparseable means a bug, not live data
@@ -222,6 +230,7 @@ mod tests {
     #[test]
     fn new_viewers_start_at_the_last_keyframe() {
         let feed = LiveFeed::default();
+        let _first_viewer = feed.subscribe();
         feed.publish_init("avc1.64001f", b"init");
         feed.publish_fragment(&fragment(1, 0, true), &[], true);
         feed.publish_fragment(&fragment(2, 3600, false), &[], false);
@@ -236,5 +245,15 @@ mod tests {
         assert!(items.try_recv().is_err());
         feed.publish_init("avc1.640028", b"other init");
         assert!(matches!(items.try_recv(), Ok(LiveItem::Header(_))));
+    }
+
+    #[test]
+    fn nothing_is_cached_or_copied_without_viewers() {
+        let feed = LiveFeed::default();
+        feed.publish_init("avc1.64001f", b"init");
+        feed.publish_fragment(&fragment(1, 0, true), &[], true);
+        let sub = feed.subscribe();
+        assert!(sub.header.is_some(), "the init segment is always known");
+        assert!(sub.backlog.is_empty());
     }
 }

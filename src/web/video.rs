@@ -50,7 +50,8 @@ async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut sh
     if send_start(&mut socket, &subscription).await.is_err() {
         return;
     }
-    let mut waiting_for_keyframe = subscription.header.is_none();
+    // The backlog, when there is one, starts with a keyframe; otherwise wait for the next.
+    let mut waiting_for_keyframe = subscription.backlog.is_empty();
     loop {
         let item = tokio::select! {
             item = subscription.items.recv() => item,
@@ -77,7 +78,7 @@ async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut sh
             }
             Err(RecvError::Lagged(_)) => {
                 subscription = feed.subscribe();
-                waiting_for_keyframe = true;
+                waiting_for_keyframe = subscription.backlog.is_empty();
                 send_start(&mut socket, &subscription).await
             }
             Err(RecvError::Closed) => return,

@@ -4,10 +4,11 @@
 //
 // All times here are epoch milliseconds; pages convert the API's microseconds once.
 
-import { h, clamp, fmtHM, fmtTime, fmtTick, twelveHour, MIN, HOUR } from './util.js';
+import { h, clamp, fmtHM, fmtTime, tickFormatter, MIN, HOUR } from './util.js';
 
 const TICK_STEPS = [MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR];
 const MERGE_MS = 2000; // clips closer than this draw as one span
+const LABEL_GAP_PX = 18; // free space between two tick labels
 
 export function humanReason(reason) {
   if (!reason) return 'No recording';
@@ -57,8 +58,8 @@ export class Timeline {
     this.track = h('div', {
       class: 'tl-track', 'data-testid': 'timeline-bar', role: 'slider', tabindex: '0',
       'aria-label': label, 'aria-valuemin': '0', 'aria-valuemax': String(Math.round((end - start) / 1000)),
-    }, this.grid, this.futureEl, this.spanLayer, this.recEl, this.gapLayer, this.eventLayer,
-    this.emptyEl, this.nowEl, this.playheadEl);
+    }, this.grid, this.futureEl, this.nowEl, this.spanLayer, this.recEl, this.gapLayer, this.eventLayer,
+    this.emptyEl, this.playheadEl);
 
     this.overviewWin = h('div', { class: 'tl-ov-window' });
     this.overviewSpans = h('div', { class: 'tl-layer' });
@@ -71,6 +72,7 @@ export class Timeline {
     this.bindPointer();
     this.bindKeys();
     this.bindOverview();
+    this.labelWidths = new Map();
     this.resizeObs = new ResizeObserver(() => this.renderTicks());
     this.resizeObs.observe(this.track);
     this.render();
@@ -149,6 +151,18 @@ export class Timeline {
     el.style.width = `${Math.max(0, r - l)}%`;
   }
 
+  /**
+   * Like `place`, but anchored at the end: a span too short to see grows to its CSS
+   * min-width towards the past, so it never hides under the clip being recorded after it.
+   */
+  placeEnd(el, a, b) {
+    const l = this.pct(Math.max(a, this.v0));
+    const r = this.pct(Math.min(b, this.v1));
+    el.style.left = 'auto';
+    el.style.right = `${100 - r}%`;
+    el.style.width = `${Math.max(0, r - l)}%`;
+  }
+
   render() {
     this.renderItems();
     this.renderTicks();
@@ -159,7 +173,7 @@ export class Timeline {
     const { v0, v1 } = this;
     this.spanLayer.replaceChildren(...this.spans.filter((s) => s.end > v0 && s.start < v1).map((s) => {
       const el = h('div', { class: 'tl-span', 'data-testid': 'timeline-span' });
-      this.place(el, s.start, s.end);
+      this.placeEnd(el, s.start, s.end);
       return el;
     }));
     this.gapLayer.replaceChildren(...this.gaps.filter((g) => g.end > v0 && g.start < v1).map((g) => {
@@ -203,11 +217,30 @@ export class Timeline {
     if (visible) this.playheadEl.style.left = `${this.pct(p)}%`;
   }
 
+  /** Widest label a formatter makes (px), measured once in the ticks' font. */
+  labelWidth(fmt) {
+    if (this.labelWidths.has(fmt.key)) return this.labelWidths.get(fmt.key);
+    // Late-morning and late-evening times: the widest on either clock.
+    const samples = [new Date(2000, 0, 1, 10, 58), new Date(2000, 0, 1, 22, 58), new Date(2000, 0, 1, 12, 0)].map((d) => fmt.format(d));
+    let width = Math.max(...samples.map((t) => t.length)) * 7;
+    const cs = this.ticks.isConnected ? getComputedStyle(this.ticks) : null;
+    if (cs && cs.fontSize) {
+      Timeline.canvas ??= document.createElement('canvas');
+      const ctx = Timeline.canvas.getContext('2d');
+      ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+      width = Math.max(...samples.map((t) => ctx.measureText(t).width));
+      this.labelWidths.set(fmt.key, width);
+    }
+    return width;
+  }
+
   renderTicks() {
     const width = this.track.clientWidth || 800;
     const span = this.v1 - this.v0;
-    const minLabelPx = 58;
-    const labelStep = TICK_STEPS.find((s) => (s / span) * width >= minLabelPx) || 12 * HOUR;
+    // The finest step whose labels (in this locale's format) fit side by side.
+    const labelStep = TICK_STEPS.find((s) => (s / span) * width >= this.labelWidth(tickFormatter(s)) + LABEL_GAP_PX) || 12 * HOUR;
+    const fmt = tickFormatter(labelStep);
+    const half = this.labelWidth(fmt) / 2;
     // Minor marks: every hour on a day view, else the next finer step that fits.
     const minorStep = [...TICK_STEPS].reverse().find((s) => s < labelStep && labelStep % s === 0 && (s / span) * width >= 10) || labelStep;
     const labels = [];
@@ -219,13 +252,28 @@ export class Timeline {
       line.style.left = `${this.pct(t)}%`;
       lines.push(line);
       if (major) {
-        const edge = t <= this.v0 + 1 ? ' first' : t >= this.v1 - 1 ? ' last' : '';
-        const lab = h('span', { class: `tl-tick${edge}` }, t >= this.end && !twelveHour ? '24:00' : fmtTick(t));
+        const lab = h('span', { class: 'tl-tick' }, t >= this.end ? fmt.formatEnd(t) : fmt.format(t));
         lab.style.left = `${this.pct(t)}%`;
-        labels.push(lab);
+        labels.push({ el: lab, x: (this.pct(t) / 100) * width });
       }
     }
-    this.ticks.replaceChildren(...labels);
+    // A label that would stick out past either end is aligned to that end instead of centred,
+    // or left out if that would bring it too close to its neighbour.
+    const w = half * 2;
+    const keep = labels.filter((l, i) => {
+      if (l.x < half) {
+        l.el.classList.add('first');
+        l.el.style.left = '0';
+        return !labels[i + 1] || labels[i + 1].x - half >= w + 6;
+      }
+      if (l.x > width - half) {
+        l.el.classList.add('last');
+        l.el.style.left = '100%';
+        return !labels[i - 1] || width - w - (labels[i - 1].x + half) >= 6;
+      }
+      return true;
+    });
+    this.ticks.replaceChildren(...keep.map((l) => l.el));
     this.grid.replaceChildren(...lines);
   }
 

@@ -5,9 +5,13 @@ import { icon } from './icons.js';
 
 const STATUS_LABEL = { online: 'Online', offline: 'Offline', connecting: 'Connecting' };
 
-export function statusPill(status, { overlay = false } = {}) {
+/**
+ * A camera's status: a tinted pill, or with `inline` just a coloured dot and label (for
+ * places such as the grid card's footer where a pill would be too loud).
+ */
+export function statusPill(status, { inline = false } = {}) {
   const s = STATUS_LABEL[status] ? status : 'offline';
-  return h('span', { class: `status-pill status-${s}${overlay ? ' on-media' : ''}`, 'data-testid': 'camera-status', 'data-status': s },
+  return h('span', { class: `${inline ? 'status-inline' : 'status-pill'} status-${s}`, 'data-testid': 'camera-status', 'data-status': s },
     h('span', { class: 'status-dot', 'aria-hidden': 'true' }), STATUS_LABEL[s] || status);
 }
 

@@ -80,26 +80,54 @@ export function localInputValue(ms) {
 
 export const iso = (ms) => new Date(ms).toISOString();
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-const hmFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// Times of day always come from Intl in the browser's locale (12 or 24 h, its own separators),
+// never hand-built; `hour: 'numeric'` keeps "6:05 AM" and "06:05" each locale's own way.
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+const hmFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long' });
 const dayYearFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit' });
+const dateTimeSameYearFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit' });
 
-const hourFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
-export const twelveHour = /h1[12]/.test(hourFmt.resolvedOptions().hourCycle || '') || hourFmt.resolvedOptions().hour12 === true;
+const hourCycle = new Intl.DateTimeFormat(undefined, { hour: 'numeric' }).resolvedOptions().hourCycle;
+/** Whether this browser's locale writes times on a 12-hour clock. */
+export const twelveHour = hourCycle === 'h11' || hourCycle === 'h12';
 
+/** The playhead clock, hover labels and clip start times: "12:28:04 PM" / "12:28:04". */
 export const fmtTime = (ms) => timeFmt.format(ms);
 
-/** Short label for a timeline tick: "06:00" (24 h locales) or "6 AM" / "6:30" (12 h). */
-export function fmtTick(ms) {
-  const d = new Date(ms);
-  if (!twelveHour) return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  if (d.getMinutes() === 0) return hourFmt.format(d);
-  return `${d.getHours() % 12 || 12}:${pad(d.getMinutes())}`;
+// Timeline tick labels: one formatter per zoom level, chosen by the label step. Whole hours
+// are "6 AM" on a 12-hour clock; 24-hour locales keep the minutes ("06:00"), as a lone "06"
+// reads as nothing in particular. Finer steps always show minutes.
+const tickHourFmt = new Intl.DateTimeFormat(undefined, twelveHour ? { hour: 'numeric' } : { hour: 'numeric', minute: '2-digit' });
+const tickMinuteFmt = hmFmt;
+// The end of a day view: "24:00" where the clock runs 0–23, rather than a second "00:00".
+const tickEndFmt = twelveHour ? null : new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', hourCycle: 'h24' });
+
+/**
+ * The formatter for timeline ticks `stepMs` apart: `{format(ms), formatEnd(ms)}`, where
+ * `formatEnd` labels a tick at the very end of the day.
+ */
+export function tickFormatter(stepMs) {
+  const fmt = stepMs % HOUR === 0 ? tickHourFmt : tickMinuteFmt;
+  return {
+    key: fmt === tickHourFmt ? 'hour' : 'minute',
+    format: (ms) => fmt.format(ms),
+    formatEnd: (ms) => (tickEndFmt && new Date(ms).getHours() === 0 && new Date(ms).getMinutes() === 0 ? tickEndFmt.format(ms) : fmt.format(ms)),
+  };
 }
 export const fmtHM = (ms) => hmFmt.format(ms);
 export const fmtDateTime = (ms) => dateTimeFmt.format(ms);
+
+/** "12:18 today", "9:40 PM yesterday", "3 Nov, 08:00" — when something began. */
+export function fmtSince(ms) {
+  const d = new Date(ms);
+  const s = dayStr(d);
+  const today = dayStr();
+  if (s === today) return `${fmtHM(ms)} today`;
+  if (s === addDays(today, -1)) return `${fmtHM(ms)} yesterday`;
+  return d.getFullYear() === new Date().getFullYear() ? dateTimeSameYearFmt.format(d) : dateTimeFmt.format(d);
+}
 
 /** "Today", "Yesterday" or "Monday 23 November". */
 export function fmtDay(s) {
@@ -129,10 +157,21 @@ export function fmtBytes(n) {
   return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
+const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const noDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
+/** A camera's measured bitrate (`bitrate_bps`): "188 kbit/s", "2.4 Mbit/s"; null when unknown/0. */
 export function fmtBitrate(bps) {
-  if (!bps) return null;
-  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)} Mbit/s`;
-  return `${Math.round(bps / 1e3)} kbit/s`;
+  if (!bps || !Number.isFinite(bps)) return null;
+  const kbps = Math.round(bps / 1e3);
+  if (kbps < 1000) return `${noDecimal.format(kbps)} kbit/s`;
+  return `${oneDecimal.format(bps / 1e6)} Mbit/s`;
+}
+
+/** A camera's measured frame rate (`fps`), at most one decimal: "24.6 fps", "25 fps"; null when 0. */
+export function fmtFps(fps) {
+  if (!fps || !Number.isFinite(fps)) return null;
+  return `${oneDecimal.format(fps)} fps`;
 }
 
 /** Seconds → "42 s", "3 min 05 s", "2 h 10 min". */

@@ -2,14 +2,14 @@
 
 import { api, urls } from '../api.js';
 import {
-  h, every, codecName, fmtBitrate, fmtAgo, parseTime, dayStr, dayBounds, setChildren,
+  h, every, codecName, fmtBitrate, fmtFps, fmtAgo, parseTime, dayStr, dayBounds, setChildren,
   timelineHref, clockStr,
 } from '../util.js';
 import { icon } from '../icons.js';
 import { createLiveView } from '../live.js';
 import { Timeline } from '../timeline.js';
 import { statusPill, errorNotice, emptyState, offlinePanel, pageHead, toggleFullscreen } from '../ui.js';
-import { loadTimeline } from './timeline.js';
+import { loadTimeline, recordingSummary } from './timeline.js';
 
 export function mount(root, { params }) {
   const name = params.name;
@@ -59,7 +59,8 @@ export function mount(root, { params }) {
       ['Status', statusPill(cam.status)],
       ['Resolution', cam.width && cam.height ? `${cam.width} \u00d7 ${cam.height}` : '\u2014'],
       ['Codec', cam.codec ? `${codecName(cam.codec)} (${cam.codec})` : '\u2014'],
-      ['Frame rate', cam.fps ? `${Math.round(cam.fps * 10) / 10} fps` : '\u2014'],
+      // The same fields and formatting as the card in the grid.
+      ['Frame rate', fmtFps(cam.fps) || '\u2014'],
       ['Bitrate', fmtBitrate(cam.bitrate_bps) || '\u2014'],
       ['Last frame', seen ? fmtAgo(seen) : 'Never'],
     ];
@@ -126,7 +127,7 @@ export function mount(root, { params }) {
       strip.setData(data);
       const empty = !data.clips.length && !data.recording;
       strip.setEmptyText(empty ? 'Nothing recorded yet today' : null);
-      stripStatus.textContent = data.recording ? 'Recording now' : empty ? '' : `${data.clips.length} clip${data.clips.length === 1 ? '' : 's'} today`;
+      stripStatus.textContent = recordingSummary(data, start, end);
     } catch (e) {
       strip.setEmptyText(e.message);
     }

@@ -2,7 +2,7 @@
 // snapshots for the rest, offline state with the last error.
 
 import { api, urls } from '../api.js';
-import { h, every, codecName, fmtBitrate, fmtResolution, cameraHref, setChildren } from '../util.js';
+import { h, every, codecName, fmtBitrate, fmtFps, fmtResolution, cameraHref, setChildren } from '../util.js';
 import { icon } from '../icons.js';
 import { createLiveView, mediaSourceClass } from '../live.js';
 import { statusPill, errorNotice, emptyState, offlinePanel, pageHead } from '../ui.js';
@@ -89,16 +89,21 @@ function canPlay(codec) {
 
 function cameraCard(name) {
   const media = h('a', { class: 'cam-media', href: cameraHref(name), 'aria-label': `Open ${name}` });
-  const pillSlot = h('div', { class: 'cam-pill' });
+  // Nothing is drawn over the picture's corners (cameras stamp their clock and name there):
+  // the status sits next to the name, below the video.
+  const statusSlot = h('span', { class: 'cam-status' });
   const title = h('h2', { class: 'cam-name' }, name);
-  const meta = h('p', { class: 'cam-meta', 'data-testid': 'camera-meta' });
+  const specs = h('span', { class: 'cam-specs' });
   const bitrate = h('span', { class: 'cam-bitrate', 'data-testid': 'camera-bitrate' });
+  const meta = h('p', { class: 'cam-meta', 'data-testid': 'camera-meta' }, specs, bitrate);
   const open = h('a', { class: 'btn-icon', href: `${cameraHref(name)}/timeline`, 'aria-label': `Timeline of ${name}`, title: 'Timeline', html: icon('timeline') });
   const el = h('article', { class: 'cam-card', 'data-testid': 'camera-card', 'data-camera': name },
-    h('div', { class: 'cam-media-wrap' }, media, pillSlot),
+    h('div', { class: 'cam-media-wrap' }, media),
     h('div', { class: 'cam-info' },
-      h('div', { class: 'cam-info-main' }, h('a', { href: cameraHref(name), class: 'cam-title-link' }, title), meta),
-      h('div', { class: 'cam-info-end' }, bitrate, open)));
+      h('div', { class: 'cam-info-main' },
+        h('div', { class: 'cam-title-row' }, h('a', { href: cameraHref(name), class: 'cam-title-link' }, title), statusSlot),
+        meta),
+      h('div', { class: 'cam-info-end' }, open)));
 
   let mode = null;       // 'live' | 'snapshot' | 'offline'
   let live = null;
@@ -141,12 +146,13 @@ function cameraCard(name) {
     update(cam, wantLive) {
       el.dataset.status = cam.status;
       if (cam.status !== lastStatus) {
-        setChildren(pillSlot, statusPill(cam.status, { overlay: true }));
+        setChildren(statusSlot, statusPill(cam.status, { inline: true }));
         lastStatus = cam.status;
       }
-      const parts = [fmtResolution(cam.width, cam.height), codecName(cam.codec), cam.fps ? `${Math.round(cam.fps)} fps` : null].filter(Boolean);
-      meta.textContent = parts.length ? parts.join(' \u00b7 ') : '\u00a0';
-      bitrate.textContent = cam.status === 'online' ? fmtBitrate(cam.bitrate_bps) || '' : '';
+      // The same fields and formatting as the live page's Details card.
+      const parts = [fmtResolution(cam.width, cam.height), codecName(cam.codec), fmtFps(cam.fps)].filter(Boolean);
+      specs.textContent = parts.length ? parts.join(' \u00b7 ') : '\u00a0';
+      bitrate.textContent = fmtBitrate(cam.bitrate_bps) || '';
 
       const playable = canPlay(cam.codec);
       const nextMode = cam.status !== 'online' ? 'offline' : wantLive ? 'live' : playable ? 'snapshot' : 'snapshot-only';

@@ -3,7 +3,7 @@
 
 import { api, urls, probeMedia } from '../api.js';
 import {
-  h, dayStr, isDayStr, dayBounds, iso, fmtDay, fmtTime, fmtHM, fmtBytes, fmtDuration, codecName, fmtResolution,
+  h, dayStr, isDayStr, addDays, dayBounds, iso, fmtDay, fmtTime, fmtHM, fmtBytes, fmtDuration, codecName, fmtResolution,
   replaceQuery, setChildren, localInputValue, loading, clockStr, timelineHref, HOUR,
 } from '../util.js';
 import { icon } from '../icons.js';
@@ -23,14 +23,26 @@ export function mount(root, { query }) {
   let cameras = [];
   const cleanups = [];
 
-  // ---- filters
-  const camSelect = h('select', { class: 'input', id: 'clips-camera', 'data-testid': 'clips-camera' }, h('option', { value: '' }, 'All cameras'));
-  const dayInput = h('input', { type: 'date', class: 'input', id: 'clips-day', 'data-testid': 'clips-day', max: today, value: day });
-  const filters = h('form', { class: 'filters', 'aria-label': 'Filter clips', onsubmit: (e) => e.preventDefault() },
-    h('div', { class: 'field' }, h('label', { class: 'label', for: 'clips-camera' }, 'Camera'), camSelect),
-    h('div', { class: 'field' }, h('label', { class: 'label', for: 'clips-day' }, 'Day'), dayInput));
+  // ---- filters: one compact toolbar row above the table
+  const camSelect = h('select', { class: 'input input-compact', id: 'clips-camera', 'data-testid': 'clips-camera' }, h('option', { value: '' }, 'All cameras'));
+  const dayInput = h('input', { type: 'date', class: 'input input-compact', id: 'clips-day', 'data-testid': 'clips-day', max: today, value: day });
+  const prevDay = h('button', { type: 'button', class: 'btn-icon btn-compact', 'aria-label': 'Previous day', title: 'Previous day', html: icon('chevronLeft'), onclick: () => setDay(addDays(day, -1)) });
+  const nextDay = h('button', { type: 'button', class: 'btn-icon btn-compact', 'aria-label': 'Next day', title: 'Next day', html: icon('chevronRight'), onclick: () => setDay(addDays(day, 1)) });
+  const filters = h('form', { class: 'filter-bar', role: 'search', 'aria-label': 'Filter clips', onsubmit: (e) => e.preventDefault() },
+    h('div', { class: 'filter-item' }, h('label', { class: 'filter-label', for: 'clips-camera' }, 'Camera'), camSelect),
+    h('div', { class: 'filter-item' }, h('label', { class: 'filter-label', for: 'clips-day' }, 'Day'),
+      h('div', { class: 'filter-day' }, prevDay, dayInput, nextDay)));
   camSelect.addEventListener('change', () => { camera = camSelect.value; syncQuery(); load(); });
-  dayInput.addEventListener('change', () => { if (isDayStr(dayInput.value)) { day = dayInput.value; syncQuery(); load(); } });
+  dayInput.addEventListener('change', () => { if (isDayStr(dayInput.value)) setDay(dayInput.value); });
+  function setDay(d) {
+    if (!isDayStr(d)) return;
+    day = d > today ? today : d;
+    dayInput.value = day;
+    nextDay.disabled = day >= today;
+    syncQuery();
+    load();
+  }
+  nextDay.disabled = day >= today;
 
   const subtitle = h('span', { 'data-testid': 'clips-summary' });
   const lockSlot = h('div', { class: 'notice-slot' });
@@ -43,7 +55,7 @@ export function mount(root, { query }) {
   root.append(
     pageHead({ title: 'Clips', subtitle }),
     h('div', { class: 'clips-layout' },
-      h('div', { class: 'clips-main' }, h('div', { class: 'card filters-card' }, filters), lockSlot, playerSlot, listSlot),
+      h('div', { class: 'clips-main' }, filters, lockSlot, playerSlot, listSlot),
       h('aside', { class: 'clips-side' }, exportCard.el)));
 
   function syncQuery() { replaceQuery({ camera, day: day === today ? '' : day }); }
@@ -224,20 +236,21 @@ function exportForm() {
         say('error', `Nothing was recorded by ${cam} between ${fmtHM(a)} and ${fmtHM(b)}${dayStr(new Date(a)) === dayStr(new Date(b)) ? '' : ' on those days'}.`);
         return;
       }
-      const approx = list.reduce((s, c) => {
+      // What the file will hold: each clip's overlap with the range, not the range itself.
+      let recordedMs = 0;
+      let approx = 0;
+      for (const c of list) {
         const overlap = Math.max(0, Math.min(c.end_us / 1000, b) - Math.max(c.start_us / 1000, a));
         const len = (c.end_us - c.start_us) / 1000 || 1;
-        return s + (c.bytes || 0) * (overlap / len);
-      }, 0);
-      const link = h('a', {
-        href: urls.export(cam, iso(a), iso(b)),
-        download: `${cam}-${dayStr(new Date(a))}-${clockStr(a).replaceAll(':', '')}-${clockStr(b).replaceAll(':', '')}.mp4`,
-        hidden: true,
-      });
+        recordedMs += overlap;
+        approx += (c.bytes || 0) * (overlap / len);
+      }
+      // The hub names the file (Content-Disposition); an empty `download` lets that name stand.
+      const link = h('a', { href: urls.export(cam, iso(a), iso(b)), download: '', hidden: true });
       document.body.append(link);
       link.click();
       link.remove();
-      say('ok', `Export started: ${fmtDuration((b - a) / 1000)} from ${list.length} clip${list.length === 1 ? '' : 's'}, about ${fmtBytes(approx)}. Your browser saves it as it arrives.`);
+      say('ok', `Export started: ${fmtDuration(recordedMs / 1000)} recorded in ${list.length} clip${list.length === 1 ? '' : 's'} between ${fmtHM(a)} and ${fmtHM(b)}, about ${fmtBytes(approx)}. Your browser saves it as it arrives.`);
     } catch (e) {
       if (e.status === 423) { markLocked(); say('error', 'Recordings are locked. Unlock to export.'); } else say('error', e.message);
     } finally {

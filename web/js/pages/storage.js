@@ -1,7 +1,7 @@
 // #/storage — how much of the archive budget each camera uses, and what the disk has left.
 
 import { api } from '../api.js';
-import { h, every, fmtBytes, fmtDateTime, fmtAgo, parseTime, setChildren, loading, DAY } from '../util.js';
+import { h, every, fmtBytes, fmtSince, iso, parseTime, setChildren, loading, DAY, MIN } from '../util.js';
 import { icon } from '../icons.js';
 import { errorNotice, emptyState, pageHead } from '../ui.js';
 
@@ -44,15 +44,34 @@ export function mount(root) {
       setChildren(body, errorNotice(e, { title: 'Couldn\u2019t load storage', onRetry: refresh }));
       return;
     }
-    render(s);
+    render(s, await recordingNow(s.cameras || []));
   }
 
-  function render(s) {
+  /**
+   * Cameras with a clip being written now. The storage API counts that open clip (and its
+   * start is `oldest` on a new install), so the page counts it apart from the closed clips.
+   * The open clip's end is kept current while it is written, so a short window finds it.
+   */
+  async function recordingNow(cams) {
+    const now = Date.now();
+    const open = new Set();
+    await Promise.all(cams.map(async (c) => {
+      try {
+        const t = await api(`cameras/${encodeURIComponent(c.name)}/timeline`, { params: { start: iso(now - 15 * MIN), end: iso(now + MIN) } });
+        if (t?.recording) open.add(c.name);
+      } catch { /* count it as closed: the storage numbers still show */ }
+    }));
+    return open;
+  }
+
+  function render(s, open) {
     const cams = Array.isArray(s.cameras) ? s.cameras : [];
     const used = s.used_bytes ?? cams.reduce((a, c) => a + (c.bytes || 0), 0);
     const max = s.max_bytes || 0;
     const free = s.disk_free_bytes;
-    const clipsTotal = cams.reduce((a, c) => a + (c.clips || 0), 0);
+    const closed = (c) => Math.max(0, (c.clips || 0) - (open.has(c.name) ? 1 : 0));
+    const clipsTotal = cams.reduce((a, c) => a + closed(c), 0);
+    const recordingCount = cams.filter((c) => open.has(c.name)).length;
     const oldest = cams.map((c) => parseTime(c.oldest)).filter(Boolean).sort((a, b) => a - b)[0] || null;
     const pct = max ? Math.round((used / max) * 100) : 0;
 
@@ -75,9 +94,11 @@ export function mount(root) {
       legend,
       h('dl', { class: 'stats' },
         stat('Free on disk', fmtBytes(free), 'storage-disk-free'),
-        stat('Clips', clipsTotal.toLocaleString(), 'storage-clip-count'),
-        stat('Oldest clip', oldest ? fmtDateTime(oldest) : '\u2014', 'storage-oldest'),
-        stat('History', oldest ? `${Math.max(0, Math.floor((Date.now() - oldest) / DAY))} days${s.max_age_days ? ` of at most ${s.max_age_days}` : ''}` : '\u2014', 'storage-history')));
+        stat('Clips', [clipsTotal.toLocaleString(), recordingCount ? h('span', { class: 'stat-extra' }, ` + ${recordingCount} recording`) : null], 'storage-clip-count'),
+        stat('Recorded since', oldest ? fmtSince(oldest) : 'Nothing yet', 'storage-oldest'),
+        stat('History', s.max_age_days
+          ? [`Keeps up to ${plural(s.max_age_days, 'day')}`, oldest ? h('span', { class: 'stat-extra' }, ` (${plural(historyDays(oldest), 'day')} so far)`) : null]
+          : oldest ? `${plural(historyDays(oldest), 'day')} so far` : '\u2014', 'storage-history')));
 
     const perCam = cams.length
       ? h('section', { class: 'card', 'aria-labelledby': 'st-cams' },
@@ -90,14 +111,24 @@ export function mount(root) {
               h('span', { class: 'cam-usage-name' }, h('span', { class: `sw cam-color-${i % COLORS}` }), c.name),
               h('span', { class: 'cam-usage-bytes' }, fmtBytes(c.bytes), h('span', { class: 'muted' }, own ? ` of ${fmtBytes(own)}` : ''))),
             meter({ value: c.bytes || 0, max: own || max, label: `${c.name}: ${own ? 'own budget' : 'share of the archive'} used`, testid: 'storage-camera-bar', camera: c.name, color: i % COLORS }),
-            h('p', { class: 'muted small' },
-              `${(c.clips || 0).toLocaleString()} clip${c.clips === 1 ? '' : 's'}`,
-              o ? ` \u00b7 oldest ${fmtAgo(o)}` : ' \u00b7 nothing recorded yet',
-              own ? '' : ' \u00b7 no own budget: shares the archive'));
+            h('p', { class: 'muted small', 'data-testid': 'storage-camera-summary' },
+              plural(closed(c), 'clip'),
+              open.has(c.name) ? ' + 1 recording' : '',
+              o ? ` \u00b7 ${open.has(c.name) ? 'recording' : 'recorded'} since ${fmtSince(o)}` : ' \u00b7 nothing recorded yet',
+              own ? '' : ' \u00b7 shares the archive budget'));
         })))
       : emptyState({ iconName: 'storage', title: 'Nothing stored yet', text: 'Clips appear here once a camera has recorded.' });
 
     setChildren(body, warnings, h('div', { class: 'storage-grid' }, total, perCam));
+  }
+
+  /** Whole days of history, counting the one in progress: a new install has "1 day". */
+  function historyDays(oldest) {
+    return Math.max(1, Math.ceil((Date.now() - oldest) / DAY));
+  }
+
+  function plural(n, word) {
+    return `${n.toLocaleString()} ${word}${n === 1 ? '' : 's'}`;
   }
 
   function stat(label, value, testid) {

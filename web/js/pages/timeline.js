@@ -24,6 +24,20 @@ export async function loadTimeline(name, start, end) {
   return { clips, gaps, recording };
 }
 
+/**
+ * One line about a day's recordings, shared by the live page's strip and the timeline:
+ * "3 clips · 14 s recorded · 1 gap · recording now". Durations are clipped to [start, end).
+ */
+export function recordingSummary(data, start, end) {
+  const n = data.clips.length;
+  const recorded = data.clips.reduce((s, c) => s + Math.max(0, Math.min(c.end, end) - Math.max(c.start, start)), 0) / 1000;
+  const parts = [];
+  if (n) parts.push(`${n.toLocaleString()} clip${n === 1 ? '' : 's'}`, `${fmtDuration(recorded)} recorded`);
+  if (n && data.gaps.length) parts.push(`${data.gaps.length} gap${data.gaps.length === 1 ? '' : 's'}`);
+  if (data.recording) parts.push(n ? 'recording now' : 'Recording now');
+  return parts.join(' \u00b7 ');
+}
+
 function parseClock(day, t) {
   const m = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(t || '');
   if (!m) return null;
@@ -422,10 +436,7 @@ export function mount(root, { params, query }) {
         const i = data.clips.findIndex((c) => c.id === cur.clip.id);
         if (i >= 0) cur.index = i;
       }
-      const total = data.clips.reduce((s, c) => s + (c.end - c.start), 0) / 1000;
-      summary.textContent = data.clips.length
-        ? `${fmtDuration(total)} recorded in ${data.clips.length} clip${data.clips.length === 1 ? '' : 's'}${data.gaps.length ? ` \u00b7 ${data.gaps.length} gap${data.gaps.length === 1 ? '' : 's'}` : ''}${data.recording ? ' \u00b7 recording now' : ''}`
-        : data.recording ? 'Recording now' : 'No recordings';
+      summary.textContent = recordingSummary(data, bounds.start, bounds.end) || 'No recordings';
     } catch (e) {
       if (seq !== loadSeq) return;
       setChildren(tlNotice, errorNotice(e, { title: 'Couldn\u2019t load the timeline', onRetry: refreshData }));

@@ -136,7 +136,38 @@ impl From<crate::db::DbError> for ApiError {
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> axum::Router {
-    axum::Router::new().nest("/api", api::routes().merge(video::routes())).merge(assets::routes()).with_state(state)
+    axum::Router::new()
+        .nest("/api", api::routes().merge(video::routes()))
+        .merge(assets::routes())
+        .layer(axum::middleware::from_fn(json_errors))
+        .with_state(state)
+}
+
+/// axum's own rejections (a path segment that is not UTF-8, a query of the wrong type, a
+/// wrong method, a body too large) are plain text; under `/api/` every error is JSON, so they
+/// are rewrapped here, next to the one place that decides what errors look like.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_api || !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&body).trim().to_owned();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "bad_content_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message };
+    ApiError { status, code, message }.into_response()
 }
 
 /// Serves until `shutdown`, over HTTPS when `web.tls` asks for it. Binding and loading the

@@ -4,10 +4,10 @@
 //! A clip is an init segment (`ftyp` + `moov`, built by [`init_segment`] from one
 //! [`TrackConfig`] per camera stream) followed by `moof`+`mdat` pairs, one per second or two of
 //! media, built by [`fragment`] from one [`TrackRun`] of [`Sample`]s per track. [`fragment`]
-//! returns only the headers (the `moof` and the 8-byte `mdat` header) so the recorder streams
-//! the sample bytes straight from retina's buffers into the age encryptor without copying them.
-//! [`free_box`] and [`padding_to_boundary`] pad the stream to an encryption-chunk boundary, so
-//! a crash loses at most the chunk age still holds in memory.
+//! returns only the headers (the `moof` and the 8-byte `mdat` header), so the recorder appends
+//! the sample bytes itself. [`free_box`] makes the padding the clip writer uses to push age's
+//! buffered chunk to disk (sized by `crypto::EncryptingFile::flush_padding_len`, which crosses
+//! the chunk boundary); [`padding_to_boundary`] computes padding that ends exactly on one.
 //!
 //! Reading goes the other way and never holds more than one fragment: [`FragmentScanner`] walks
 //! any [`std::io::Read`], parses the [`InitInfo`] (raw init bytes plus one [`TrackInfo`] per

@@ -176,7 +176,10 @@ async fn forward(
     events: &mpsc::Sender<ClipEvent>,
     live: &LiveFeed,
 ) -> Result<(), IngestError> {
-    for event in recorder.take_events() {
+    while recorder.has_events() {
+        // Reserve room first: cancelling this wait (shutdown) leaves the event in the recorder.
+        let permit = events.reserve().await.map_err(|_| IngestError::WriterGone)?;
+        let Some(event) = recorder.next_event() else { break };
         match &event {
             ClipEvent::Start { codec, init_segment, .. } => live.publish_init(codec, init_segment),
             ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => {
@@ -184,7 +187,7 @@ async fn forward(
             }
             ClipEvent::End { .. } | ClipEvent::Gap { .. } => {}
         }
-        events.send(event).await.map_err(|_| IngestError::WriterGone)?;
+        permit.send(event);
     }
     Ok(())
 }

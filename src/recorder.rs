@@ -165,7 +165,7 @@ pub struct Recorder {
     /// Wall-clock end of the last clip, to record gaps.
     last_end_us: Option<i64>,
     gap_reason: String,
-    events: Vec<ClipEvent>,
+    events: std::collections::VecDeque<ClipEvent>,
 }
 
 impl Recorder {
@@ -182,7 +182,7 @@ impl Recorder {
             anchor: None,
             last_end_us,
             gap_reason: "hearth was not running".to_owned(),
-            events: Vec::new(),
+            events: std::collections::VecDeque::new(),
         }
     }
 
@@ -253,7 +253,18 @@ impl Recorder {
 
     /// Everything decided since the last call, in order.
     pub fn take_events(&mut self) -> Vec<ClipEvent> {
-        std::mem::take(&mut self.events)
+        self.events.drain(..).collect()
+    }
+
+    /// Whether events are waiting to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The oldest waiting event. Taking one at a time lets the caller wait for room downstream
+    /// first, so an event is never taken and then lost (e.g. at shutdown).
+    pub fn next_event(&mut self) -> Option<ClipEvent> {
+        self.events.pop_front()
     }
 
     pub fn is_recording(&self) -> bool {
@@ -301,7 +312,7 @@ impl Recorder {
         let start_us = self.clip_start_us(frame);
         if let Some(last_end) = self.last_end_us {
             if start_us > last_end {
-                self.events.push(ClipEvent::Gap {
+                self.events.push_back(ClipEvent::Gap {
                     start_us: last_end,
                     end_us: start_us,
                     reason: self.gap_reason.clone(),
@@ -322,7 +333,7 @@ impl Recorder {
             });
         }
         let init_segment = mux::init_segment(&tracks)?;
-        self.events.push(ClipEvent::Start {
+        self.events.push_back(ClipEvent::Start {
             start_us,
             codec: params.codec.clone(),
             width: params.width,
@@ -399,7 +410,7 @@ impl Recorder {
         if let Some(audio_start) = clip.audio_start {
             live_offsets.push((2, audio_start.max(0) as u64));
         }
-        self.events.push(ClipEvent::Fragment { bytes, progress: clip.progress, keyframe, live_offsets });
+        self.events.push_back(ClipEvent::Fragment { bytes, progress: clip.progress, keyframe, live_offsets });
         Ok(())
     }
 
@@ -407,7 +418,7 @@ impl Recorder {
         self.flush_fragment()?;
         if let Some(clip) = self.clip.take() {
             self.last_end_us = Some(clip.progress.end_us);
-            self.events.push(ClipEvent::End { progress: clip.progress });
+            self.events.push_back(ClipEvent::End { progress: clip.progress });
         }
         Ok(())
     }

@@ -148,62 +148,9 @@ impl LiveFeed {
 fn retime(fragment: &[u8], offsets: &[(u32, u64)]) -> Option<Bytes> {
     let moof_len = u32::from_be_bytes(fragment.get(0..4)?.try_into().ok()?) as usize;
     let moof = fragment.get(..moof_len)?;
-    let current = current_decode_times(moof)?;
-    let new_times: Vec<(u32, u64)> = current
-        .iter()
-        .map(|(track, time)| {
-            let offset = offsets.iter().find(|(t, _)| t == track).map_or(0, |(_, o)| *o);
-            (*track, time + offset)
-        })
-        .collect();
-    let sequence = u32::from_be_bytes(moof.get(20..24)?.try_into().ok()?);
-    let patched = mux::rewrite_fragment_header(moof, sequence, &new_times).ok()?;
-    let mut out = Vec::with_capacity(fragment.len());
-    out.extend_from_slice(&patched);
+    let mut out = mux::shift_fragment_times(moof, offsets).ok()?;
     out.extend_from_slice(&fragment[moof_len..]);
     Some(Bytes::from(out))
-}
-
-fn current_decode_times(moof: &[u8]) -> Option<Vec<(u32, u64)>> {
-    // Only traf → tfhd (track id) and tfdt (time) matter; the fragment is our own muxer's.
-    let mut reader = moof;
-    let mut times = Vec::new();
-    let (_, body) = split_box(&mut reader)?; // moof
-    let mut inner = body;
-    while !inner.is_empty() {
-        let (kind, content) = split_box(&mut inner)?;
-        if &kind == b"traf" {
-            let mut traf = content;
-            let (mut track, mut time) = (None, None);
-            while !traf.is_empty() {
-                let (kind, content) = split_box(&mut traf)?;
-                match &kind {
-                    b"tfhd" => track = Some(u32::from_be_bytes(content.get(4..8)?.try_into().ok()?)),
-                    b"tfdt" => {
-                        time = Some(match content.first()? {
-                            1 => u64::from_be_bytes(content.get(4..12)?.try_into().ok()?),
-                            _ => u64::from(u32::from_be_bytes(content.get(4..8)?.try_into().ok()?)),
-                        })
-                    }
-                    _ => {}
-                }
-            }
-            times.push((track?, time?));
-        }
-    }
-    Some(times)
-}
-
-/// Splits the next box off `input`: its type and its content.
-fn split_box<'a>(input: &mut &'a [u8]) -> Option<([u8; 4], &'a [u8])> {
-    let size = u32::from_be_bytes(input.get(0..4)?.try_into().ok()?) as usize;
-    let kind: [u8; 4] = input.get(4..8)?.try_into().ok()?;
-    if size < 8 || size > input.len() {
-        return None;
-    }
-    let content = &input[8..size];
-    *input = &input[size..];
-    Some((kind, content))
 }
 
 #[cfg(test)]
@@ -222,9 +169,20 @@ mod tests {
     #[test]
     fn fragments_are_retimed_onto_the_session_clock() {
         let retimed = retime(&fragment(7, 3600, true), &[(1, 90_000)]).unwrap();
-        let moof_len = u32::from_be_bytes(retimed[0..4].try_into().unwrap()) as usize;
-        assert_eq!(current_decode_times(&retimed[..moof_len]).unwrap(), vec![(1, 93_600)]);
+        let mut stream = test_init();
+        stream.extend_from_slice(&retimed);
+        let mut scanner = mux::FragmentScanner::new(&stream[..]).unwrap();
+        let mux::ScanStep::Fragment(parsed) = scanner.next_fragment().unwrap() else { panic!("no fragment") };
+        assert_eq!((parsed.sequence_number, parsed.tracks[0].base_decode_time), (7, 93_600));
         assert_eq!(&retimed[retimed.len() - 4..], &[1, 2, 3, 4], "payload untouched");
+    }
+
+    fn test_init() -> Vec<u8> {
+        let mut entry = vec![0, 0, 0, 16];
+        entry.extend_from_slice(b"avc1");
+        entry.extend_from_slice(&[0; 8]);
+        let track = mux::TrackConfig { kind: mux::TrackKind::Video { width: 640, height: 360 }, timescale: 90_000, sample_entry: entry };
+        mux::init_segment(&[track]).unwrap()
     }
 
     #[test]

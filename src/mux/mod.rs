@@ -15,7 +15,8 @@
 //! pair. A file cut short by a crash scans as its complete fragments followed by
 //! [`ScanStep::Truncated`], never as an error, which is what crash recovery relies on; malformed
 //! data is a [`MuxError`] naming the problem and its byte offset. [`summarize`] condenses a clip
-//! into a [`FileSummary`] for `hearth check`, and [`rewrite_fragment_header`] renumbers and
+//! into a [`FileSummary`] for `hearth check`, [`shift_fragment_times`] moves a fragment onto
+//! another clock (live view), and [`rewrite_fragment_header`] renumbers and
 //! retimes a fragment for export.
 
 mod boxes;
@@ -30,7 +31,7 @@ mod proptests;
 #[cfg(test)]
 mod test_support;
 
-pub use parse::{rewrite_fragment_header, InitInfo, TrackInfo};
+pub use parse::{rewrite_fragment_header, shift_fragment_times, InitInfo, TrackInfo};
 pub use scan::{summarize, FileSummary, Fragment, FragmentScanner, ScanStep, TrackSummary, TrafInfo};
 pub use write::{fragment, free_box, init_segment, padding_to_boundary};
 

@@ -448,7 +448,9 @@ pub fn rewrite_fragment_header(
                 patch(&mut out, child.body_offset + 4, &new_sequence.to_be_bytes());
                 saw_mfhd = true;
             }
-            b"traf" => retime_traf(&mut out, &child, new_base_decode_times)?,
+            b"traf" => retime_traf(&mut out, &child, |track, _| {
+                new_base_decode_times.iter().find(|(id, _)| *id == track).map(|(_, time)| *time)
+            })?,
             _ => {}
         }
     }
@@ -458,26 +460,51 @@ pub fn rewrite_fragment_header(
     Ok(out)
 }
 
-fn retime_traf(out: &mut [u8], traf: &ChildBox, new_times: &[(u32, u64)]) -> Result<(), MuxError> {
+/// Copies a complete `moof`, advancing the `tfdt` of every track listed in `offsets` as
+/// `(track id, ticks)` by that many ticks; the sequence number stays. Live view uses it to put
+/// a clip's fragments on the camera session's continuous clock.
+pub fn shift_fragment_times(moof: &[u8], offsets: &[(u32, u64)]) -> Result<Vec<u8>, MuxError> {
+    let body = single_box_body(moof, 0)?;
+    let body_offset = moof.len() - body.len();
+    let mut out = moof.to_vec();
+    for child in child_boxes(body, body_offset as u64) {
+        let child = child?;
+        if &child.fourcc == b"traf" {
+            retime_traf(&mut out, &child, |track, time| {
+                let (_, offset) = offsets.iter().find(|(id, _)| *id == track)?;
+                time.checked_add(*offset)
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// Sets a traf's `tfdt` to `new_time(track id, current time)`; `None` leaves it alone.
+fn retime_traf(
+    out: &mut [u8],
+    traf: &ChildBox,
+    new_time: impl Fn(u32, u64) -> Option<u64>,
+) -> Result<(), MuxError> {
     let tfhd = require_child(traf.body, traf.body_offset, b"tfhd", "traf")?;
     let mut reader = ByteReader::new(tfhd.body, tfhd.body_offset);
     reader.full_box_header("tfhd version")?;
     let track_id = reader.u32("tfhd track id")?;
-    let Some(&(_, new_time)) = new_times.iter().find(|(id, _)| *id == track_id) else {
-        return Ok(());
-    };
     let tfdt = find_child(traf.body, traf.body_offset, b"tfdt")?
         .ok_or_else(|| malformed(traf.offset, format!("traf for track {track_id} has no tfdt")))?;
     let mut reader = ByteReader::new(tfdt.body, tfdt.body_offset);
     let (version, _) = reader.full_box_header("tfdt version")?;
     let time_at = tfdt.body_offset + 4;
     if version == 1 {
-        reader.u64("tfdt base decode time")?;
-        patch(out, time_at, &new_time.to_be_bytes());
+        let current = reader.u64("tfdt base decode time")?;
+        if let Some(time) = new_time(track_id, current) {
+            patch(out, time_at, &time.to_be_bytes());
+        }
     } else {
-        reader.u32("tfdt base decode time")?;
-        let narrow = u32::try_from(new_time).map_err(|_| MuxError::TooLarge { what: "version 0 tfdt time" })?;
-        patch(out, time_at, &narrow.to_be_bytes());
+        let current = u64::from(reader.u32("tfdt base decode time")?);
+        if let Some(time) = new_time(track_id, current) {
+            let narrow = u32::try_from(time).map_err(|_| MuxError::TooLarge { what: "version 0 tfdt time" })?;
+            patch(out, time_at, &narrow.to_be_bytes());
+        }
     }
     Ok(())
 }

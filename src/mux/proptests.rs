@@ -45,6 +45,7 @@ fn scan_everything(bytes: &[u8]) {
     let mut payload = Vec::new();
     while let Ok(ScanStep::Fragment(fragment)) = scanner.next_fragment_with_payload(&mut payload) {
         let _ = rewrite_fragment_header(&fragment.moof_bytes, 1, &[(1, 2), (2, 3)]);
+        let _ = crate::mux::shift_fragment_times(&fragment.moof_bytes, &[(1, u64::MAX), (2, 3)]);
     }
     let _ = summarize(bytes);
 }
@@ -58,6 +59,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         scan_everything(&bytes);
         let _ = rewrite_fragment_header(&bytes, 1, &[(1, 2)]);
+        let _ = crate::mux::shift_fragment_times(&bytes, &[(1, 2)]);
     }
 
     #[test]

@@ -287,7 +287,6 @@ async fn record_session(
                     live.set_keyframe(Keyframe {
                         sample_entry: params.sample_entry.clone(),
                         data: bytes::Bytes::copy_from_slice(frame.data()),
-                        received_us: now,
                     });
                 }
                 recorder.push_video(VideoFrame {

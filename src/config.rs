@@ -342,10 +342,6 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("index.sqlite3")
     }
-
-    pub fn camera(&self, name: &str) -> Option<&CameraConfig> {
-        self.cameras.iter().find(|c| c.name == name)
-    }
 }
 
 fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, ConfigError> {

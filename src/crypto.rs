@@ -236,14 +236,6 @@ impl<W: Write> EncryptingFile<W> {
         self.plaintext_len
     }
 
-    /// Plaintext bytes age still holds in memory (they reach disk when the chunk fills).
-    pub fn unflushed_len(&self) -> u64 {
-        match self.plaintext_len % CHUNK_SIZE {
-            0 if self.plaintext_len > 0 => CHUNK_SIZE,
-            rest => rest,
-        }
-    }
-
     /// The length of a padding box that, written next, makes age emit every byte written so
     /// far: it must cross into the next chunk, because age holds a full chunk back until it
     /// knows whether it is the last. 8 bytes spill over, the smallest box header.

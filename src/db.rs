@@ -169,7 +169,6 @@ const MIGRATIONS: &[&str] = &[
 /// The index database.
 pub struct Index {
     conn: Mutex<Connection>,
-    path: PathBuf,
 }
 
 impl Index {
@@ -184,11 +183,7 @@ impl Index {
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", "on")?;
         migrate(&mut conn, path)?;
-        Ok(Index { conn: Mutex::new(conn), path: path.to_owned() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Index { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -283,6 +278,16 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Where camera `name`'s latest closed clip ends, if it has one.
+    pub fn last_clip_end(&self, name: &str) -> Result<Option<i64>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.end_us FROM clips c JOIN cameras k ON k.id = c.camera_id
+             WHERE k.name = ?1 AND c.state = 'closed' ORDER BY c.start_us DESC LIMIT 1",
+        )?;
+        Ok(stmt.query_row([name], |row| row.get(0)).optional()?)
+    }
+
     /// Every clip row whatever its state, for start-up reconciliation.
     pub fn all_clips(&self) -> Result<Vec<Clip>, DbError> {
         self.clips(&ClipFilter { state: None, ..ClipFilter::default() })
@@ -325,7 +330,7 @@ impl Index {
     pub fn retention_candidates(&self) -> Result<Vec<RetentionRow>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT c.id, k.name, c.start_us, c.end_us, c.bytes FROM clips c JOIN cameras k ON k.id = c.camera_id
+            "SELECT c.id, k.name, c.start_us, c.end_us, c.bytes, c.path FROM clips c JOIN cameras k ON k.id = c.camera_id
              WHERE c.state = 'closed' ORDER BY c.start_us, c.id",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -335,6 +340,7 @@ impl Index {
                 start_us: row.get(2)?,
                 end_us: row.get(3)?,
                 bytes: row.get(4)?,
+                path: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -377,6 +383,8 @@ pub struct RetentionRow {
     pub start_us: i64,
     pub end_us: i64,
     pub bytes: i64,
+    /// Relative to the data dir.
+    pub path: String,
 }
 
 const CLIP_SELECT: &str = "SELECT c.id, k.name, c.start_us, c.end_us, c.duration_90k, c.bytes, c.frames, c.keyframes,
@@ -448,6 +456,8 @@ mod tests {
         let after = ClipFilter { start_us: 62_000_000, end_us: 70_000_000, ..ClipFilter::default() };
         assert!(index.clips(&after).unwrap().is_empty());
         assert!(matches!(index.close_clip(999, &stats), Err(DbError::NoSuchClip(999))));
+        assert_eq!(index.last_clip_end("door").unwrap(), Some(61_000_000));
+        assert_eq!(index.last_clip_end("other").unwrap(), None);
     }
 
     #[test]

@@ -45,7 +45,6 @@ pub struct Keyframe {
     pub sample_entry: Vec<u8>,
     /// AVC/HEVC sample: 4-byte length-prefixed NAL units.
     pub data: Bytes,
-    pub received_us: i64,
 }
 
 #[derive(Default)]
@@ -138,10 +137,6 @@ impl LiveFeed {
         let cache = self.cache();
         Subscription { header: cache.header.clone(), backlog: cache.gop.clone(), items: self.tx.subscribe() }
     }
-
-    pub fn viewers(&self) -> usize {
-        self.tx.receiver_count()
-    }
 }
 
 /// The fragment with each listed track's decode time advanced by its offset.
@@ -181,7 +176,11 @@ mod tests {
         let mut entry = vec![0, 0, 0, 16];
         entry.extend_from_slice(b"avc1");
         entry.extend_from_slice(&[0; 8]);
-        let track = mux::TrackConfig { kind: mux::TrackKind::Video { width: 640, height: 360 }, timescale: 90_000, sample_entry: entry };
+        let track = mux::TrackConfig {
+            kind: mux::TrackKind::Video { width: 640, height: 360 },
+            timescale: 90_000,
+            sample_entry: entry,
+        };
         mux::init_segment(&[track]).unwrap()
     }
 

@@ -267,10 +267,6 @@ impl Recorder {
         self.events.pop_front()
     }
 
-    pub fn is_recording(&self) -> bool {
-        self.clip.is_some()
-    }
-
     fn needs_new_clip(&self, time_90k: i64) -> bool {
         match &self.clip {
             None => self.video_params.is_some(),

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::clip::{create_dir_durable, part_path, remove_if_exists, sync_dir, ClipError};
@@ -257,8 +257,8 @@ fn scan_into(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut counted = CountingReader { inner: reader, bytes: 0 };
-    let mut scanner = match FragmentScanner::new(&mut counted) {
+    let mut reader = reader;
+    let mut scanner = match FragmentScanner::new(&mut reader) {
         Ok(scanner) => scanner,
         Err(MuxError::TruncatedInit { .. }) => {
             return Ok(Some(ContentSummary { damage: Some("no complete init segment".into()), ..Default::default() }))
@@ -311,25 +311,12 @@ fn scan_into(
         }
     }
     drop(scanner);
-    if let Some(reason) = counted.inner.stopped_early() {
+    if let Some(reason) = reader.stopped_early() {
         summary.damage.get_or_insert_with(|| reason.to_owned());
     }
     summary.video_duration_90k =
         (u128::from(duration) * u128::from(VIDEO_TIMESCALE) / u128::from(timescale.max(1))) as i64;
     Ok(Some(summary))
-}
-
-struct CountingReader<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 fn stats_for(clip: &Clip, summary: &ContentSummary, path: &Path) -> Result<ClipStats, RecoveryError> {

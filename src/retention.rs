@@ -206,12 +206,10 @@ impl Retention {
 
     fn delete(&self, rows: &[RetentionRow], ids: &[i64]) -> Result<PurgeReport, RetentionError> {
         let mut report = PurgeReport::default();
-        let by_id: HashMap<i64, &RetentionRow> = rows.iter().map(|r| (r.id, r)).collect();
-        for id in ids {
-            let Some(clip) = self.index.clip(*id)? else { continue };
-            delete_clip(&self.index, &self.data_dir, clip.id, &clip.path)?;
+        for row in rows.iter().filter(|r| ids.contains(&r.id)) {
+            delete_clip(&self.index, &self.data_dir, row.id, &row.path)?;
             report.clips += 1;
-            report.bytes += by_id.get(id).map_or(0, |r| r.bytes.max(0) as u64);
+            report.bytes += row.bytes.max(0) as u64;
         }
         Ok(report)
     }
@@ -239,6 +237,7 @@ mod tests {
             start_us: start_s * 1_000_000,
             end_us: (start_s + 60) * 1_000_000,
             bytes,
+            path: format!("clips/{camera}/{id}.mp4.age"),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::camera::{self, CameraHandle, CameraStatus};
 use crate::clip::{ClipWriter, FreeSpace};
 use crate::config::Config;
 use crate::crypto::{CryptoError, PassphraseSource, Recipient, UnlockedIdentity};
-use crate::db::{ClipFilter, ClipState, DbError, Index};
+use crate::db::{DbError, Index};
 use crate::live::LiveFeed;
 use crate::recorder::{ClipEvent, Recorder};
 use crate::recovery::{self, DataDirLock, RecoveryError};
@@ -121,7 +121,7 @@ impl Service {
                 free_space,
             );
             writers.push(spawn_writer(camera.name.clone(), writer, events_rx, retention.clone())?);
-            let last_end = last_recorded_end(&index, &camera.name)?;
+            let last_end = index.last_clip_end(&camera.name)?;
             let recorder = Recorder::new(config.storage.clip_seconds, last_end);
             let live = Arc::new(LiveFeed::default());
             ingest.spawn(camera::run(camera.clone(), recorder, events_tx, status_tx, live.clone(), shutdown.clone()));
@@ -166,11 +166,6 @@ fn budget(config: &Config) -> Budget {
         per_camera: config.cameras.iter().filter_map(|c| Some((c.name.clone(), c.max_bytes?.0))).collect(),
         max_age_us: i64::from(config.storage.max_age_days) * 86_400 * 1_000_000,
     }
-}
-
-fn last_recorded_end(index: &Index, camera: &str) -> Result<Option<i64>, DbError> {
-    let filter = ClipFilter { camera: Some(camera), state: Some(ClipState::Closed), ..ClipFilter::default() };
-    Ok(index.clips(&filter)?.last().map(|c| c.end_us))
 }
 
 fn spawn_writer(

@@ -480,11 +480,7 @@ pub fn shift_fragment_times(moof: &[u8], offsets: &[(u32, u64)]) -> Result<Vec<u
 }
 
 /// Sets a traf's `tfdt` to `new_time(track id, current time)`; `None` leaves it alone.
-fn retime_traf(
-    out: &mut [u8],
-    traf: &ChildBox,
-    new_time: impl Fn(u32, u64) -> Option<u64>,
-) -> Result<(), MuxError> {
+fn retime_traf(out: &mut [u8], traf: &ChildBox, new_time: impl Fn(u32, u64) -> Option<u64>) -> Result<(), MuxError> {
     let tfhd = require_child(traf.body, traf.body_offset, b"tfhd", "traf")?;
     let mut reader = ByteReader::new(tfhd.body, tfhd.body_offset);
     reader.full_box_header("tfhd version")?;

@@ -49,8 +49,13 @@ pub fn clip_rel_path(camera: &str, start_us: i64, id: i64) -> String {
 }
 
 pub fn part_path(final_path: &Path) -> PathBuf {
-    let mut name = final_path.as_os_str().to_owned();
-    name.push(PART_SUFFIX);
+    with_suffix(final_path, PART_SUFFIX)
+}
+
+/// `path` with `suffix` appended to its file name (`42.mp4.age` → `42.mp4.age.part`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 

@@ -19,9 +19,9 @@ use hearth::db::{ClipFilter, Index};
     about = "A privacy-respecting home NVR: your cameras, recorded encrypted, on your own hub."
 )]
 struct Cli {
-    /// The config file.
-    #[arg(long, global = true, env = "HEARTH_CONFIG", default_value = "/etc/hearth/config.toml")]
-    config: PathBuf,
+    /// The config file [default: /etc/hearth/config.toml; for `init`: DATA_DIR/config.toml].
+    #[arg(long, global = true, env = "HEARTH_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,18 +96,19 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     init_logging();
     let cli = Cli::parse();
+    let config = cli.config.clone().unwrap_or_else(|| PathBuf::from("/etc/hearth/config.toml"));
     let result = match cli.command {
-        Command::Init { data_dir, passphrase_file } => init(&cli.config, &data_dir, passphrase_file),
-        Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
+        Command::Init { data_dir, passphrase_file } => init(cli.config.as_deref(), &data_dir, passphrase_file),
+        Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&config))),
         Command::Demo { data_dir, seconds, clip_seconds } => {
             runtime().and_then(|rt| rt.block_on(hearth_demo(data_dir, seconds, clip_seconds)))
         }
         Command::DemoCamera { listen, width, height, bitrate, seconds } => {
             runtime().and_then(|rt| rt.block_on(demo_camera(listen, width, height, bitrate, seconds)))
         }
-        Command::Clips { command: ClipsCommand::Ls { camera, json } } => clips_ls(&cli.config, camera.as_deref(), json),
-        Command::Clips { command: ClipsCommand::Decrypt { id, output } } => clips_decrypt(&cli.config, id, &output),
-        Command::Check => check(&cli.config),
+        Command::Clips { command: ClipsCommand::Ls { camera, json } } => clips_ls(&config, camera.as_deref(), json),
+        Command::Clips { command: ClipsCommand::Decrypt { id, output } } => clips_decrypt(&config, id, &output),
+        Command::Check => check(&config),
     };
     match result {
         Ok(code) => code,
@@ -145,11 +146,9 @@ fn load_config(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
-/// `--config` given explicitly wins; otherwise the config goes in the data dir.
-fn init(config_arg: &Path, data_dir: &Path, passphrase_file: Option<PathBuf>) -> Result<ExitCode> {
-    let explicit_config = std::env::args().any(|a| a == "--config" || a.starts_with("--config="))
-        || std::env::var_os("HEARTH_CONFIG").is_some();
-    let config_path = if explicit_config { config_arg.to_owned() } else { data_dir.join("config.toml") };
+/// `--config` (or `HEARTH_CONFIG`) given explicitly wins; otherwise the config goes in the data dir.
+fn init(config_arg: Option<&Path>, data_dir: &Path, passphrase_file: Option<PathBuf>) -> Result<ExitCode> {
+    let config_path = config_arg.map_or_else(|| data_dir.join("config.toml"), Path::to_owned);
     if config_path.exists() {
         bail!("{} already exists; not overwriting it", config_path.display());
     }

@@ -20,7 +20,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::clip::{create_dir_durable, part_path, remove_if_exists, sync_dir, ClipError};
+use crate::clip::{create_dir_durable, part_path, remove_if_exists, sync_dir, with_suffix, ClipError};
 use crate::crypto::{AuthenticatedPrefix, CryptoError, EncryptingFile, Recipient, UnlockedIdentity};
 use crate::db::{Clip, ClipState, ClipStats, DbError, Index};
 use crate::mux::{FragmentScanner, MuxError, ScanStep};
@@ -205,7 +205,7 @@ fn read_complete_prefix(
     identity: &UnlockedIdentity,
     id: i64,
 ) -> Result<Option<ContentSummary>, RecoveryError> {
-    scan_into(path, identity, id, &mut None)
+    scan_into(path, identity, id, None)
 }
 
 /// Re-encrypts every complete fragment of `source` into `destination` (via a temporary file
@@ -222,10 +222,7 @@ fn rewrite_complete_prefix(
         create_dir_durable(dir).map_err(io_err(dir))?;
     }
     let mut out = EncryptingFile::create(&temp, recipient)?;
-    let summary = {
-        let mut sink = Some(&mut out);
-        scan_into(source, identity, id, &mut sink)?
-    };
+    let summary = scan_into(source, identity, id, Some(&mut out))?;
     match summary {
         Some(summary) if summary.fragments > 0 => {
             out.finish()?;
@@ -247,9 +244,9 @@ fn scan_into(
     path: &Path,
     identity: &UnlockedIdentity,
     id: i64,
-    sink: &mut Option<&mut EncryptingFile>,
+    mut sink: Option<&mut EncryptingFile>,
 ) -> Result<Option<ContentSummary>, RecoveryError> {
-    let reader = match AuthenticatedPrefix::open(path, identity) {
+    let mut reader = match AuthenticatedPrefix::open(path, identity) {
         Ok(reader) => reader,
         Err(CryptoError::Decrypt { message, .. }) => {
             tracing::error!(clip = id, path = %path.display(), %message, "clip does not decrypt");
@@ -257,7 +254,6 @@ fn scan_into(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut reader = reader;
     let mut scanner = match FragmentScanner::new(&mut reader) {
         Ok(scanner) => scanner,
         Err(MuxError::TruncatedInit { .. }) => {
@@ -272,13 +268,9 @@ fn scan_into(
             source: MuxError::Malformed { offset: 0, what: "no video track".into() },
         });
     };
-    let write = |sink: &mut Option<&mut EncryptingFile>, bytes: &[u8]| -> Result<(), RecoveryError> {
-        match sink {
-            Some(out) => out.write_all(bytes).map_err(io_err(path)),
-            None => Ok(()),
-        }
-    };
-    write(sink, &scanner.init().bytes)?;
+    if let Some(out) = sink.as_deref_mut() {
+        out.write_all(&scanner.init().bytes).map_err(io_err(path))?;
+    }
     let mut summary = ContentSummary::default();
     let mut payload = Vec::new();
     let mut duration = 0u64;
@@ -287,10 +279,10 @@ fn scan_into(
             if sink.is_some() { scanner.next_fragment_with_payload(&mut payload) } else { scanner.next_fragment() };
         match step {
             Ok(ScanStep::Fragment(fragment)) => {
-                if sink.is_some() {
-                    write(sink, &fragment.moof_bytes)?;
-                    write(sink, &fragment.mdat_header())?;
-                    write(sink, &payload)?;
+                if let Some(out) = sink.as_deref_mut() {
+                    for part in [&fragment.moof_bytes[..], &fragment.mdat_header(), &payload] {
+                        out.write_all(part).map_err(io_err(path))?;
+                    }
                 }
                 summary.fragments += 1;
                 for traf in fragment.tracks.iter().filter(|t| t.track_id == video_id) {
@@ -341,12 +333,6 @@ fn stats_from_row(clip: &Clip) -> ClipStats {
 
 fn file_len(path: &Path) -> Result<i64, RecoveryError> {
     Ok(std::fs::metadata(path).map_err(io_err(path))?.len() as i64)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn sync_parent(path: &Path) -> Result<(), RecoveryError> {

@@ -108,14 +108,46 @@ pub struct Config {
     pub storage: StorageConfig,
     pub crypto: CryptoConfig,
     pub web: WebConfig,
+    pub audit: AuditConfig,
     pub cameras: Vec<CameraConfig>,
 }
+
+/// The viewer audit log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditConfig {
+    /// Entries older than this are deleted: the hub keeps its own logs minimal too.
+    pub retention_days: u32,
+}
+
+/// The networks a home hub serves by default: loopback, the RFC 1918 private ranges,
+/// link-local, and IPv6 unique-local. An owner's VPN subnet is added in the config.
+pub const DEFAULT_ALLOWED_NETWORKS: [&str; 8] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fc00::/7",
+];
 
 /// The web UI and API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebConfig {
-    /// Address to listen on. Loopback only until accounts and sessions exist.
+    /// Address to listen on: loopback, a LAN address, or `0.0.0.0`; requests are still
+    /// accepted only from `allowed_networks`.
     pub listen: std::net::SocketAddr,
+    /// Client networks a request may come from; anything else gets 403 before any handler.
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Extra names the hub answers to in the `Host` header (its hostname, `<hostname>.local`,
+    /// `localhost` and IP literals are always accepted). Other names are refused, which
+    /// defeats DNS rebinding.
+    pub hostnames: Vec<String>,
+    /// A session ends after this long without a request.
+    pub session_idle: std::time::Duration,
+    /// A session ends this long after login, however active.
+    pub session_lifetime: std::time::Duration,
     /// Lock playback again this many hours after an unlock (none: stay unlocked).
     pub auto_lock_hours: Option<u32>,
     pub tls: TlsMode,
@@ -214,6 +246,8 @@ struct RawConfig {
     #[serde(default)]
     web: RawWeb,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     camera: Vec<RawCamera>,
 }
 
@@ -229,6 +263,41 @@ struct RawWeb {
     tls_cert: PathBuf,
     #[serde(default = "default_tls_key")]
     tls_key: PathBuf,
+    #[serde(default = "default_allowed_networks")]
+    allowed_networks: Vec<String>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    #[serde(default = "default_session_idle_hours")]
+    session_idle_hours: u32,
+    #[serde(default = "default_session_max_days")]
+    session_max_days: u32,
+}
+
+fn default_allowed_networks() -> Vec<String> {
+    DEFAULT_ALLOWED_NETWORKS.iter().map(|s| (*s).to_owned()).collect()
+}
+fn default_session_idle_hours() -> u32 {
+    24 * 7
+}
+fn default_session_max_days() -> u32 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default = "default_audit_retention_days")]
+    retention_days: u32,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        RawAudit { retention_days: default_audit_retention_days() }
+    }
+}
+
+fn default_audit_retention_days() -> u32 {
+    365
 }
 
 impl Default for RawWeb {
@@ -239,6 +308,10 @@ impl Default for RawWeb {
             tls: TlsMode::default(),
             tls_cert: default_tls_cert(),
             tls_key: default_tls_key(),
+            allowed_networks: default_allowed_networks(),
+            hostnames: Vec::new(),
+            session_idle_hours: default_session_idle_hours(),
+            session_max_days: default_session_max_days(),
         }
     }
 }
@@ -352,6 +425,10 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
     let storage = validate_storage(raw.storage)?;
     let crypto = validate_crypto(raw.crypto, &data_dir)?;
     let web = validate_web(raw.web, &data_dir)?;
+    if !(1..=3650).contains(&raw.audit.retention_days) {
+        return Err(ConfigError::invalid("audit.retention_days", "must be between 1 and 3650"));
+    }
+    let audit = AuditConfig { retention_days: raw.audit.retention_days };
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -363,7 +440,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         }
         cameras.push(camera);
     }
-    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, cameras })
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, cameras })
 }
 
 fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
@@ -405,12 +482,29 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
     let listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
         ConfigError::invalid("web.listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.listen))
     })?;
-    // Without accounts, anyone who can reach the port could watch: loopback only until then.
-    if !listen.ip().is_loopback() {
-        return Err(ConfigError::invalid(
-            "web.listen",
-            "must be a loopback address (127.0.0.1 or [::1]) until accounts and sessions are available",
-        ));
+    let mut allowed_networks = Vec::with_capacity(raw.allowed_networks.len());
+    for (i, text) in raw.allowed_networks.iter().enumerate() {
+        let network = parse_network(text).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("web.allowed_networks[{i}]"),
+                format!("`{text}` is not a network like \"192.168.1.0/24\" or \"fd00::/8\""),
+            )
+        })?;
+        allowed_networks.push(network);
+    }
+    for (i, name) in raw.hostnames.iter().enumerate() {
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !valid {
+            return Err(ConfigError::invalid(format!("web.hostnames[{i}]"), format!("`{name}` is not a host name")));
+        }
+    }
+    if raw.session_idle_hours == 0 {
+        return Err(ConfigError::invalid("web.session_idle_hours", "must be at least 1"));
+    }
+    if !(1..=365).contains(&raw.session_max_days) {
+        return Err(ConfigError::invalid("web.session_max_days", "must be between 1 and 365"));
     }
     if raw.auto_lock_hours == Some(0) {
         return Err(ConfigError::invalid("web.auto_lock_hours", "must be at least 1 (or left out)"));
@@ -418,11 +512,21 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
     let absolute = |p: PathBuf| if p.is_absolute() { p } else { data_dir.join(p) };
     Ok(WebConfig {
         listen,
+        allowed_networks,
+        hostnames: raw.hostnames.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
+        session_idle: std::time::Duration::from_secs(u64::from(raw.session_idle_hours) * 3600),
+        session_lifetime: std::time::Duration::from_secs(u64::from(raw.session_max_days) * 86400),
         auto_lock_hours: raw.auto_lock_hours,
         tls: raw.tls,
         tls_cert: absolute(raw.tls_cert),
         tls_key: absolute(raw.tls_key),
     })
+}
+
+/// A CIDR network; a bare address means just that host.
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// Camera names appear in paths and URLs, so they are restricted to a safe alphabet.
@@ -522,11 +626,20 @@ recipient = "{recipient}"  # public key: recording needs only this
 identity_file = "identity.age"   # passphrase-encrypted private key; relative to data_dir
 
 [web]
-listen = "127.0.0.1:8080"  # loopback only until accounts are available
+listen = "127.0.0.1:8080"  # "0.0.0.0:8443" to serve the LAN (log in with the owner account)
 tls = "auto"               # HTTPS beyond loopback; "on" always, "off" behind your own proxy
+# Who may connect at all (default: loopback, 10/8, 172.16/12, 192.168/16, link-local, fc00::/7).
+# Add your VPN's subnet, e.g. "10.8.0.0/24" is already inside 10/8; "100.64.0.0/10" is not.
+# allowed_networks = ["127.0.0.0/8", "::1/128", "192.168.0.0/16", "fc00::/7"]
+# hostnames = ["nvr.home.arpa"]   # names besides this machine's hostname(.local)
+# session_idle_hours = 168   # log out after a week without use
+# session_max_days = 30      # and after 30 days regardless
 tls_cert = "tls/cert.pem"  # self-signed by `hearth init`; or your own (relative to data_dir)
 tls_key = "tls/key.pem"
 # auto_lock_hours = 8      # lock playback again this long after an unlock
+
+[audit]
+retention_days = 365       # who watched what, kept this long
 
 # [[camera]]
 # name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
@@ -629,7 +742,19 @@ max_bytes = "50GB"
             "camera[1].name"
         );
         assert_eq!(error_key(&minimal("[storage]\nclip_seconds = 0\n")), "storage.clip_seconds");
-        assert_eq!(error_key(&minimal("[web]\nlisten = \"0.0.0.0:8080\"\n")), "web.listen");
+        assert!(parse(&minimal("[web]\nlisten = \"0.0.0.0:8080\"\n")).is_ok(), "accounts exist: the LAN is fine");
+        assert_eq!(
+            error_key(&minimal("[web]\nallowed_networks = [\"10.0.0.0/8\", \"nope\"]\n")),
+            "web.allowed_networks[1]"
+        );
+        assert_eq!(error_key(&minimal("[web]\nhostnames = [\"a b\"]\n")), "web.hostnames[0]");
+        assert_eq!(error_key(&minimal("[web]\nsession_idle_hours = 0\n")), "web.session_idle_hours");
+        assert_eq!(error_key(&minimal("[audit]\nretention_days = 0\n")), "audit.retention_days");
+        let web = parse(&minimal("[web]\nallowed_networks = [\"192.168.1.7\", \"fd00::/8\"]\n")).unwrap().web;
+        assert_eq!(web.allowed_networks, vec!["192.168.1.7/32".parse().unwrap(), "fd00::/8".parse().unwrap()]);
+        let defaults = parse(&minimal("")).unwrap();
+        assert_eq!(defaults.web.allowed_networks.len(), DEFAULT_ALLOWED_NETWORKS.len());
+        assert_eq!(defaults.audit.retention_days, 365);
         assert_eq!(error_key(&minimal("[web]\nlisten = \"nope\"\n")), "web.listen");
         assert_eq!(
             error_key(&minimal("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n")),

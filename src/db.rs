@@ -164,6 +164,67 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX gaps_camera_start ON gaps (camera_id, start_us);
     "#,
+    // 2: accounts, sessions, settings and the audit log (see auth/ and audit.rs).
+    r#"
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        disabled INTEGER NOT NULL DEFAULT 0,
+        totp_secret BLOB,
+        totp_pending BLOB,
+        totp_last_step INTEGER,
+        created_us INTEGER NOT NULL,
+        password_changed_us INTEGER NOT NULL
+    );
+    -- A viewer's rights on one camera; admins need none.
+    CREATE TABLE grants (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        camera TEXT NOT NULL,
+        live INTEGER NOT NULL DEFAULT 0,
+        playback INTEGER NOT NULL DEFAULT 0,
+        download INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, camera)
+    );
+    CREATE TABLE recovery_codes (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        PRIMARY KEY (user_id, code_hash)
+    );
+    -- Only the SHA-256 of each session token is stored: a copy of the index logs nobody in.
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_us INTEGER NOT NULL,
+        last_seen_us INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        enroll_only INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_user ON sessions (user_id);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Append-only: each row's hash covers the previous row's hash and its own fields.
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time_us INTEGER NOT NULL,
+        user TEXT,
+        address TEXT,
+        action TEXT NOT NULL,
+        camera TEXT,
+        target TEXT,
+        result TEXT NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX audit_time ON audit (time_us);
+    CREATE INDEX audit_user ON audit (user, time_us);
+    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
 ];
 
 /// The index database.
@@ -174,16 +235,7 @@ pub struct Index {
 impl Index {
     /// Opens (creating if needed) and migrates the index at `path`.
     pub fn open(path: &Path) -> Result<Index, DbError> {
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // WAL: readers (the web UI, `hearth clips ls`) never block the recorder. NORMAL sync is
-        // crash-safe in WAL mode; a power cut can lose the last transactions, which recovery
-        // reconciles against the files.
-        conn.pragma_update(None, "journal_mode", "wal")?;
-        conn.pragma_update(None, "synchronous", "normal")?;
-        conn.pragma_update(None, "foreign_keys", "on")?;
-        migrate(&mut conn, path)?;
-        Ok(Index { conn: Mutex::new(conn) })
+        Ok(Index { conn: Mutex::new(open_connection(path)?) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -408,6 +460,21 @@ fn clip_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Clip> {
         path: row.get(12)?,
         state: ClipState::parse(&row.get::<_, String>(13)?)?,
     })
+}
+
+/// A connection to the index at `path` (created if needed), configured and migrated. The
+/// recorder's [`Index`], the accounts store and the audit log each hold one.
+pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL: readers (the web UI, `hearth clips ls`) never block the recorder. NORMAL sync is
+    // crash-safe in WAL mode; a power cut can lose the last transactions, which recovery
+    // reconciles against the files.
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "normal")?;
+    conn.pragma_update(None, "foreign_keys", "on")?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {

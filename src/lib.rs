@@ -5,14 +5,21 @@
 //! indexed in SQLite ([`db`]), kept within budget ([`retention`]) and recovered after a crash
 //! ([`recovery`]). [`live`] fans a camera out to viewers, [`web`] serves the API and UI
 //! ([`playback`] decrypts ranges and exports, [`snapshot`] decodes keyframes), [`serve`] ties
-//! them into the running service; [`demo`] is a built-in synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
+//! them into the running service; [`demo`] is a built-in synthetic camera. Who may see what is
+//! decided by [`auth`] (accounts, sessions, grants), [`lan`] (networks and host names) and
+//! recorded by [`audit`]; [`egress`] lists every outbound connection. See ARCHITECTURE.md for the
+//! codemap and the invariants.
 
+pub mod audit;
+pub mod auth;
 pub mod camera;
 pub mod clip;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod egress;
+pub mod lan;
 pub mod live;
 pub mod mux;
 pub mod playback;

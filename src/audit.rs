@@ -352,6 +352,35 @@ impl AuditLog {
     }
 }
 
+/// Repeats of one viewing — a grid tile refreshing its snapshot, a player fetching byte
+/// ranges of the clip it is playing — are recorded once per `window`, so the log says who
+/// watched what without burying it in thousands of identical rows.
+pub struct Debounce {
+    window: std::time::Duration,
+    seen: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Debounce {
+    pub fn new(window: std::time::Duration) -> Debounce {
+        Debounce { window, seen: Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Whether `key` (session, action and target) should be recorded now.
+    pub fn first_in_window(&self, key: String, now: std::time::Instant) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 4096 {
+            seen.retain(|_, at| now.duration_since(*at) < self.window);
+        }
+        match seen.get(&key) {
+            Some(at) if now.duration_since(*at) < self.window => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
 /// Rows as CSV (RFC 4180), for the owner's spreadsheet.
 pub fn to_csv(entries: &[Entry]) -> String {
     fn field(text: &str) -> String {
@@ -478,6 +507,16 @@ mod tests {
         };
         let csv = to_csv(&[entry]);
         assert_eq!(csv.lines().nth(1).unwrap(), "1,1970-01-01T00:00:00.000Z,'=cmd,,login,,\"a,\"\"b\"\"\",ok");
+    }
+
+    #[test]
+    fn debounce_records_once_per_window() {
+        let debounce = Debounce::new(std::time::Duration::from_secs(600));
+        let t0 = std::time::Instant::now();
+        assert!(debounce.first_in_window("1 snapshot doorbell".into(), t0));
+        assert!(!debounce.first_in_window("1 snapshot doorbell".into(), t0 + std::time::Duration::from_secs(5)));
+        assert!(debounce.first_in_window("2 snapshot doorbell".into(), t0), "another session");
+        assert!(debounce.first_in_window("1 snapshot doorbell".into(), t0 + std::time::Duration::from_secs(601)));
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub async fn run(
     events: mpsc::Sender<ClipEvent>,
     status: watch::Sender<CameraStatus>,
     live: Arc<LiveFeed>,
+    egress: crate::egress::Connections,
     mut shutdown: Shutdown,
 ) {
     let name = camera.name.clone();
@@ -88,7 +89,7 @@ pub async fn run(
         set_connection(&status, Connection::Connecting, None);
         let session_start = Instant::now();
         let result = tokio::select! {
-            result = record_session(&camera, &mut recorder, &events, &status, &live) => result,
+            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress) => result,
             _ = shutdown.recv() => Ok(()),
         };
         let reason = match &result {
@@ -147,11 +148,12 @@ async fn wait_until_reachable(url: &url::Url, limit: Duration) {
     }
 }
 
-async fn probe(url: &url::Url) -> Result<(), IngestError> {
+/// Connects to the camera's RTSP port and hangs up; returns the address that answered.
+async fn probe(url: &url::Url) -> Result<std::net::SocketAddr, IngestError> {
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = url.port().unwrap_or(554);
     match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect((host.as_str(), port))).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(stream)) => stream.peer_addr().map_err(|e| IngestError::Unreachable(e.to_string())),
         Ok(Err(e)) => Err(IngestError::Unreachable(e.to_string())),
         Err(_) => Err(IngestError::Unreachable("connection timed out".into())),
     }
@@ -199,8 +201,11 @@ async fn record_session(
     events: &mpsc::Sender<ClipEvent>,
     status: &watch::Sender<CameraStatus>,
     live: &LiveFeed,
+    egress: &crate::egress::Connections,
 ) -> Result<(), IngestError> {
-    probe(&camera.url).await?;
+    let remote = probe(&camera.url).await?;
+    // Listed on the connections page for as long as this session lasts.
+    let _registration = egress.register("camera", &camera.name, remote);
     let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
     let creds = camera
         .username

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+
+mod cli {
+    pub mod accounts;
+}
 use clap::{Parser, Subcommand};
 
 use hearth::config::Config;
@@ -35,6 +39,12 @@ enum Command {
         /// Read the new passphrase from this file instead of asking on the terminal.
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
+        /// The owner's (first admin's) user name.
+        #[arg(long, default_value = "owner")]
+        owner: String,
+        /// Read the owner's password from this file instead of asking on the terminal.
+        #[arg(long)]
+        owner_password_file: Option<PathBuf>,
     },
     /// Record every configured camera until SIGTERM or SIGINT.
     Serve,
@@ -73,6 +83,16 @@ enum Command {
     },
     /// Verify every indexed clip decrypts and parses; recover and repair what can be.
     Check,
+    /// Manage accounts (also possible in the web UI, for admins).
+    User {
+        #[command(subcommand)]
+        command: cli::accounts::UserCommand,
+    },
+    /// Check or print the viewer audit log.
+    Audit {
+        #[command(subcommand)]
+        command: cli::accounts::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,7 +118,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.clone().unwrap_or_else(|| PathBuf::from("/etc/hearth/config.toml"));
     let result = match cli.command {
-        Command::Init { data_dir, passphrase_file } => init(cli.config.as_deref(), &data_dir, passphrase_file),
+        Command::Init { data_dir, passphrase_file, owner, owner_password_file } => {
+            init(cli.config.as_deref(), &data_dir, passphrase_file, &owner, owner_password_file.as_deref())
+        }
         Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&config))),
         Command::Demo { data_dir, seconds, clip_seconds } => {
             runtime().and_then(|rt| rt.block_on(hearth_demo(data_dir, seconds, clip_seconds)))
@@ -109,6 +131,8 @@ fn main() -> ExitCode {
         Command::Clips { command: ClipsCommand::Ls { camera, json } } => clips_ls(&config, camera.as_deref(), json),
         Command::Clips { command: ClipsCommand::Decrypt { id, output } } => clips_decrypt(&config, id, &output),
         Command::Check => check(&config),
+        Command::User { command } => load_config(&config).and_then(|c| cli::accounts::user(&c, command)),
+        Command::Audit { command } => load_config(&config).and_then(|c| cli::accounts::audit(&c, command)),
     };
     match result {
         Ok(code) => code,
@@ -147,10 +171,19 @@ fn load_config(path: &Path) -> Result<Config> {
 }
 
 /// `--config` (or `HEARTH_CONFIG`) given explicitly wins; otherwise the config goes in the data dir.
-fn init(config_arg: Option<&Path>, data_dir: &Path, passphrase_file: Option<PathBuf>) -> Result<ExitCode> {
+fn init(
+    config_arg: Option<&Path>,
+    data_dir: &Path,
+    passphrase_file: Option<PathBuf>,
+    owner: &str,
+    owner_password_file: Option<&Path>,
+) -> Result<ExitCode> {
     let config_path = config_arg.map_or_else(|| data_dir.join("config.toml"), Path::to_owned);
     if config_path.exists() {
         bail!("{} already exists; not overwriting it", config_path.display());
+    }
+    if !hearth::auth::valid_user_name(owner) {
+        bail!("--owner: user names are 1-64 characters of letters, digits and . _ - @");
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = std::fs::canonicalize(data_dir)?;
@@ -163,7 +196,16 @@ fn init(config_arg: Option<&Path>, data_dir: &Path, passphrase_file: Option<Path
     let text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
     hearth::web::tls::create_self_signed(&data_dir.join("tls/cert.pem"), &data_dir.join("tls/key.pem"))?;
     std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
-    Config::load(&config_path).context("the config just written does not load (a bug)")?;
+    let config = Config::load(&config_path).context("the config just written does not load (a bug)")?;
+    let owner_password =
+        cli::accounts::read_new_password(owner_password_file, &format!("Password for the web UI account `{owner}`: "))?;
+    let web = &config.web;
+    hearth::auth::Accounts::open(&config.db_path(), web.session_idle, web.session_lifetime)?.add_user(
+        owner,
+        &owner_password,
+        hearth::auth::Role::Admin,
+        hearth::time::now_us(),
+    )?;
     println!("created {}", data_dir.display());
     println!("  config:   {}", config_path.display());
     println!("  key:      {} (encrypted with your passphrase; keep the passphrase safe:", identity_file.display());
@@ -172,6 +214,7 @@ fn init(config_arg: Option<&Path>, data_dir: &Path, passphrase_file: Option<Path
         "  TLS:      {} (self-signed for this hub's names; see README to trust it)",
         data_dir.join("tls/cert.pem").display()
     );
+    println!("  account:  `{owner}` (admin) for the web UI; more with `hearth user add`");
     println!("  next:     add a [[camera]] to the config, then `hearth --config {} serve`", config_path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -214,6 +257,22 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
     tracing::info!("stopping: closing open clips");
     service.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's own account: created with a random password on first run, remembered in the
+/// demo's data dir so a second run with the same `--data-dir` logs in the same way.
+fn demo_login(config: &Config) -> Result<(String, String)> {
+    const NAME: &str = "demo";
+    let file = config.data_dir.join("demo-login.txt");
+    if let Ok(password) = std::fs::read_to_string(&file) {
+        return Ok((NAME.to_owned(), password.trim().to_owned()));
+    }
+    let password = format!("demo-{:016x}", rand::random::<u64>());
+    let web = &config.web;
+    let accounts = hearth::auth::Accounts::open(&config.db_path(), web.session_idle, web.session_lifetime)?;
+    accounts.add_user(NAME, &password, hearth::auth::Role::Admin, hearth::time::now_us())?;
+    std::fs::write(&file, &password)?;
+    Ok((NAME.to_owned(), password))
 }
 
 /// SIGTERM (systemd) and SIGINT (Ctrl-C), installed once so none is missed in between.
@@ -276,6 +335,7 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
         std::fs::write(&config_path, re_pointed)?;
     }
     let config = load_config(&config_path)?;
+    let (login_name, login_password) = demo_login(&config)?;
     println!("  recording into {} (clips every {clip_seconds} s, encrypted)", data_dir.display());
     println!("  list clips:    hearth --config {} clips ls", config_path.display());
     println!(
@@ -288,6 +348,7 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     let service = hearth::serve::Service::start(config, Some(PassphraseSource::File(passphrase_file.clone()))).await?;
     println!();
     println!("  open the web UI: {}", service.web.url());
+    println!("  log in as `{login_name}` with password `{login_password}` (saved in demo-login.txt)");
     println!();
     println!("  press Ctrl-C to stop");
     std::io::stdout().flush()?;

@@ -32,6 +32,10 @@ use crate::web::{AppState, Unlock, WebServer};
 const WRITER_QUEUE: usize = 256;
 /// How often retention runs besides after every clip (for `max_age_days`).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
+/// How often expired sessions and old audit rows are deleted.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+/// Repeated views within this window are one audit row.
+const VIEW_DEBOUNCE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -43,6 +47,10 @@ pub enum ServeError {
     Crypto(#[from] CryptoError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error(transparent)]
+    Accounts(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("cannot listen on web.listen = {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
 }
@@ -101,6 +109,15 @@ impl Service {
             tracing::error!(error = %e, "retention failed");
         }
 
+        let web = &config.web;
+        let accounts =
+            Arc::new(crate::auth::Accounts::open(&config.db_path(), web.session_idle, web.session_lifetime)?);
+        let audit = Arc::new(crate::audit::AuditLog::open(&config.db_path())?);
+        if accounts.user_count()? == 0 {
+            tracing::warn!("no accounts yet: nobody can log in; create one with `hearth user add NAME --admin`");
+        }
+        let egress = crate::egress::Connections::new();
+
         let (trigger, shutdown) = shutdown::channel();
         let mut ingest = JoinSet::new();
         let mut writers = Vec::new();
@@ -124,10 +141,19 @@ impl Service {
             let last_end = index.last_clip_end(&camera.name)?;
             let recorder = Recorder::new(config.storage.clip_seconds, last_end);
             let live = Arc::new(LiveFeed::default());
-            ingest.spawn(camera::run(camera.clone(), recorder, events_tx, status_tx, live.clone(), shutdown.clone()));
+            ingest.spawn(camera::run(
+                camera.clone(),
+                recorder,
+                events_tx,
+                status_tx,
+                live.clone(),
+                egress.clone(),
+                shutdown.clone(),
+            ));
             cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx, live });
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));
+        ingest.spawn(housekeeping_loop(accounts.clone(), audit.clone(), config.audit.retention_days, shutdown.clone()));
         tracing::info!(cameras = config.cameras.len(), data_dir = %config.data_dir.display(), "recording");
 
         let auto_lock = config.web.auto_lock_hours.map(|h| Duration::from_secs(u64::from(h) * 3600));
@@ -136,6 +162,12 @@ impl Service {
             index: index.clone(),
             cameras: Arc::new(cameras),
             unlock: Arc::new(Unlock::new(recipient, auto_lock, identity)),
+            accounts,
+            audit,
+            throttle: Arc::new(crate::auth::throttle::Throttle::new()),
+            access: Arc::new(crate::lan::AccessPolicy::from_config(&config.web)),
+            egress,
+            views: Arc::new(crate::audit::Debounce::new(VIEW_DEBOUNCE)),
             shutdown: shutdown.clone(),
         };
         let web = crate::web::serve(state, shutdown)
@@ -203,6 +235,37 @@ fn spawn_writer(
             writer.abandon();
         })
         .map_err(|source| ServeError::DataDir { path: PathBuf::from("<writer thread>"), source })
+}
+
+/// Deletes expired sessions and audit rows past `audit.retention_days`, hourly.
+async fn housekeeping_loop(
+    accounts: Arc<crate::auth::Accounts>,
+    audit: Arc<crate::audit::AuditLog>,
+    retention_days: u32,
+    mut shutdown: shutdown::Shutdown,
+) {
+    loop {
+        let (accounts, audit) = (accounts.clone(), audit.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let now = crate::time::now_us();
+            let sessions = accounts.prune_sessions(now).map_err(|e| e.to_string())?;
+            let cutoff = now - i64::from(retention_days) * 86_400 * 1_000_000;
+            let rows = audit.prune(cutoff).map_err(|e| e.to_string())?;
+            Ok::<_, String>((sessions, rows))
+        })
+        .await;
+        match result {
+            Ok(Ok((sessions, rows))) if sessions + rows > 0 => {
+                tracing::info!(sessions, audit_rows = rows, "expired sessions and old audit rows deleted")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "housekeeping failed"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
+            _ = shutdown.recv() => return,
+        }
+    }
 }
 
 async fn retention_loop(retention: Arc<Retention>, mut shutdown: shutdown::Shutdown) {

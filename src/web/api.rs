@@ -4,12 +4,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::guard::Me;
 use super::{ApiError, AppState};
+use crate::audit::{Action, Event};
+use crate::auth::Permission;
 use crate::camera::Connection;
 use crate::crypto::{self, CryptoError};
 use crate::db::{ClipFilter, ClipState};
@@ -60,10 +62,12 @@ struct CameraView {
     fps: f64,
 }
 
-async fn cameras(State(state): State<AppState>) -> Json<Vec<CameraView>> {
+/// The cameras this caller may see at all; a viewer learns nothing of the others.
+async fn cameras(State(state): State<AppState>, Extension(me): Extension<Me>) -> Json<Vec<CameraView>> {
     let views = state
         .cameras
         .iter()
+        .filter(|camera| me.caller.sees(&camera.name))
         .map(|camera| {
             let s = camera.status.borrow().clone();
             CameraView {
@@ -128,10 +132,14 @@ struct ClipView {
     has_audio: bool,
 }
 
-async fn clips(State(state): State<AppState>, Query(range): Query<TimeRange>) -> Result<Json<Vec<ClipView>>, ApiError> {
+async fn clips(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Query(range): Query<TimeRange>,
+) -> Result<Json<Vec<ClipView>>, ApiError> {
     let (start_us, end_us) = range.bounds()?;
     if let Some(name) = &range.camera {
-        state.camera(name)?;
+        state.camera_for(&me, name, Permission::Playback)?;
     }
     let index = state.index.clone();
     let camera = range.camera.clone();
@@ -143,6 +151,7 @@ async fn clips(State(state): State<AppState>, Query(range): Query<TimeRange>) ->
     Ok(Json(
         clips
             .into_iter()
+            .filter(|c| me.caller.may(&c.camera, Permission::Playback))
             .map(|c| ClipView {
                 id: c.id,
                 camera: c.camera,
@@ -180,10 +189,11 @@ struct Timeline {
 
 async fn timeline(
     State(state): State<AppState>,
+    Extension(me): Extension<Me>,
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Json<Timeline>, ApiError> {
-    state.camera(&name)?;
+    state.camera_for(&me, &name, Permission::Playback)?;
     let (start_us, end_us) = range.bounds()?;
     let index = state.index.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -229,7 +239,8 @@ struct Storage {
     cameras: Vec<CameraUsage>,
 }
 
-async fn storage(State(state): State<AppState>) -> Result<Json<Storage>, ApiError> {
+async fn storage(State(state): State<AppState>, Extension(me): Extension<Me>) -> Result<Json<Storage>, ApiError> {
+    me.require_admin(&state, "storage")?;
     let index = state.index.clone();
     let usage = tokio::task::spawn_blocking(move || index.usage_by_camera())
         .await
@@ -276,8 +287,10 @@ struct UnlockRequest {
 
 async fn unlock(
     State(state): State<AppState>,
+    Extension(me): Extension<Me>,
     body: Result<Json<UnlockRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    me.require_admin(&state, "unlock")?;
     let Json(request) = body.map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
     if request.passphrase.is_empty() {
         return Err(ApiError::bad_request("bad_body", "the passphrase is empty"));
@@ -291,19 +304,23 @@ async fn unlock(
     match result {
         Ok(identity) => {
             state.unlock.set(identity);
-            tracing::info!("playback unlocked");
+            state.audit.log(Action::Unlock, me.event());
+            tracing::info!(user = %me.caller.name, "playback unlocked");
             Ok(StatusCode::NO_CONTENT)
         }
         Err(CryptoError::WrongPassphrase(_)) => {
-            tracing::warn!("unlock attempt with a wrong passphrase");
+            state.audit.log(Action::Unlock, Event { result: "wrong_passphrase".into(), ..me.event() });
+            tracing::warn!(user = %me.caller.name, "unlock attempt with a wrong passphrase");
             Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_passphrase", "wrong passphrase"))
         }
         Err(e) => Err(ApiError::internal("unlock failed", e)),
     }
 }
 
-async fn lock(State(state): State<AppState>) -> impl IntoResponse {
+async fn lock(State(state): State<AppState>, Extension(me): Extension<Me>) -> Result<StatusCode, ApiError> {
+    me.require_admin(&state, "lock")?;
     state.unlock.lock();
-    tracing::info!("playback locked");
-    StatusCode::NO_CONTENT
+    state.audit.log(Action::Lock, me.event());
+    tracing::info!(user = %me.caller.name, "playback locked");
+    Ok(StatusCode::NO_CONTENT)
 }

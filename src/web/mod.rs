@@ -5,9 +5,16 @@
 //! `{error, message}` in one place ([`IntoResponse`]), so nothing answers with an HTML error
 //! page or a bare 500. The identity for playback is held in [`Unlock`]: unlocked with the
 //! passphrase, in memory only, dropped on lock or after `web.auto_lock_hours`.
+//!
+//! Who may ask is decided before any handler by [`guard`]: allowed networks, our own `Host`
+//! names, same-origin for state changes, and a valid session for everything under `/api/`
+//! but login. Handlers then check per-camera grants and write the audit log.
 
+mod account;
+mod admin;
 mod api;
 mod assets;
+pub mod guard;
 pub mod tls;
 mod video;
 
@@ -20,6 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::audit::AuditLog;
+use crate::auth::throttle::Throttle;
+use crate::auth::{Accounts, AuthError};
 use crate::camera::CameraHandle;
 use crate::config::Config;
 use crate::crypto::{Recipient, UnlockedIdentity};
@@ -33,6 +43,13 @@ pub struct AppState {
     pub index: Arc<Index>,
     pub cameras: Arc<Vec<CameraHandle>>,
     pub unlock: Arc<Unlock>,
+    pub accounts: Arc<Accounts>,
+    pub audit: Arc<AuditLog>,
+    pub throttle: Arc<Throttle>,
+    pub access: Arc<crate::lan::AccessPolicy>,
+    pub egress: crate::egress::Connections,
+    /// Collapses repeated views (snapshot refreshes, range requests) into one audit row.
+    pub views: Arc<crate::audit::Debounce>,
     /// Long-lived responses (live streams) end when this fires.
     pub shutdown: Shutdown,
 }
@@ -134,11 +151,64 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use crate::auth::password::PasswordError;
+        let message = e.to_string();
+        match e {
+            AuthError::Db(e) => ApiError::internal("account query failed", e),
+            AuthError::Password(PasswordError::BadHash(_)) => ApiError::internal("password check failed", message),
+            AuthError::Password(_) => ApiError::bad_request("weak_password", message),
+            AuthError::BadName => ApiError::bad_request("bad_name", message),
+            AuthError::NoSuchUser(_) => ApiError::not_found("no_such_user", message),
+            AuthError::NoSuchSession => ApiError::not_found("no_such_session", message),
+            AuthError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, "user_exists", message),
+            AuthError::LastAdmin => ApiError::new(StatusCode::CONFLICT, "last_admin", message),
+            AuthError::NoEnrolment => ApiError::new(StatusCode::CONFLICT, "no_enrolment", message),
+            AuthError::WrongPassword => ApiError::new(StatusCode::FORBIDDEN, "wrong_password", message),
+            AuthError::WrongCode => ApiError::bad_request("wrong_code", message),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        ApiError::internal("audit log query failed", e)
+    }
+}
+
+/// Runs database (or hashing) work off the async runtime.
+pub(crate) async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal("background task failed", e))?
+        .map_err(Into::into)
+}
+
+/// A JSON body whose rejection (bad JSON, wrong content type) becomes our JSON error.
+pub(crate) type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+pub(crate) trait BodyExt<T> {
+    fn into_inner(self) -> Result<T, ApiError>;
+}
+
+impl<T> BodyExt<T> for JsonBody<T> {
+    fn into_inner(self) -> Result<T, ApiError> {
+        self.map(|Json(body)| body).map_err(|e| ApiError::bad_request("bad_body", e.body_text()))
+    }
+}
+
 /// Builds the whole application.
 pub fn router(state: AppState) -> axum::Router {
+    let api = api::routes().merge(video::routes()).merge(account::routes()).merge(admin::routes());
     axum::Router::new()
-        .nest("/api", api::routes().merge(video::routes()))
+        .nest("/api", api)
         .merge(assets::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }

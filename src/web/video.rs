@@ -9,17 +9,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::api::TimeRange;
+use super::guard::Me;
 use super::{ApiError, AppState};
+use crate::audit::{Action, Event};
+use crate::auth::Permission;
 use crate::db::ClipState;
 use crate::live::{LiveItem, StreamHeader, Subscription};
 use crate::playback::{self, range::RangeRequest};
 
 /// Snapshots are for tiles and thumbnails: no wider than this.
 const SNAPSHOT_MAX_WIDTH: u32 = 1280;
+/// How often a live stream re-checks that its session and grant still stand: a revoked
+/// session or a changed password cuts the video within this (and the next request anyway).
+const LIVE_RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,24 +37,52 @@ pub fn routes() -> Router<AppState> {
 
 async fn live(
     State(state): State<AppState>,
+    Extension(me): Extension<Me>,
     Path(name): Path<String>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let feed = state.camera(&name)?.live.clone();
-    let shutdown = state.shutdown.clone();
+    let feed = state.camera_for(&me, &name, Permission::Live)?.live.clone();
     Ok(upgrade.on_upgrade(move |socket| async move {
-        tracing::debug!(camera = %name, "live viewer connected");
-        stream_live(socket, &feed, shutdown).await;
-        tracing::debug!(camera = %name, "live viewer left");
+        tracing::info!(camera = %name, user = %me.caller.name, "live viewer connected");
+        state.audit.log(Action::LiveStart, me.event().camera(&name));
+        let end = stream_live(socket, &feed, &state, &me, &name).await;
+        state.audit.log(Action::LiveStop, Event { result: end.to_owned(), ..me.event().camera(&name) });
+        tracing::info!(camera = %name, user = %me.caller.name, reason = end, "live viewer left");
     }))
 }
 
-/// Sends header, backlog, then every new item, until the viewer leaves or hearth stops. A
-/// viewer that falls too far behind is resynchronised from the next keyframe.
-async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut shutdown: crate::shutdown::Shutdown) {
+/// Whether the viewer's session still exists and still grants live view of `camera`.
+async fn still_allowed(state: &AppState, me: &Me, camera: &str) -> bool {
+    let accounts = state.accounts.clone();
+    let id = me.caller.session_id;
+    match tokio::task::spawn_blocking(move || accounts.session_by_id(id, crate::time::now_us())).await {
+        Ok(Ok(Some(caller))) => caller.may(camera, Permission::Live),
+        Ok(Ok(None)) => false,
+        // A database hiccup is not a revocation; the next check decides.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot re-check a live viewer's session");
+            true
+        }
+        Err(_) => true,
+    }
+}
+
+/// Sends header, backlog, then every new item, until the viewer leaves, their session or
+/// grant goes, or hearth stops; returns why it ended. A viewer that falls too far behind is
+/// resynchronised from the next keyframe.
+async fn stream_live(
+    mut socket: WebSocket,
+    feed: &crate::live::LiveFeed,
+    state: &AppState,
+    me: &Me,
+    camera: &str,
+) -> &'static str {
+    let mut shutdown = state.shutdown.clone();
+    let mut recheck = tokio::time::interval(LIVE_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut subscription = feed.subscribe();
     if send_start(&mut socket, &subscription).await.is_err() {
-        return;
+        return "viewer_left";
     }
     // The backlog, when there is one, starts with a keyframe; otherwise wait for the next.
     let mut waiting_for_keyframe = subscription.backlog.is_empty();
@@ -56,12 +90,21 @@ async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut sh
         let item = tokio::select! {
             item = subscription.items.recv() => item,
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return "ok",
                 Some(Ok(_)) => continue,
             },
+            _ = recheck.tick() => {
+                if still_allowed(state, me, camera).await {
+                    continue;
+                }
+                // 4401: an application close code (4000-4999) the page reads as "log in again".
+                let frame = axum::extract::ws::CloseFrame { code: 4401, reason: "session ended".into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return "revoked";
+            }
             _ = shutdown.recv() => {
                 let _ = socket.send(Message::Close(None)).await;
-                return;
+                return "hearth_stopped";
             }
         };
         let sent = match item {
@@ -81,10 +124,10 @@ async fn stream_live(mut socket: WebSocket, feed: &crate::live::LiveFeed, mut sh
                 waiting_for_keyframe = subscription.backlog.is_empty();
                 send_start(&mut socket, &subscription).await
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => return "camera_gone",
         };
         if sent.is_err() {
-            return;
+            return "ok";
         }
     }
 }
@@ -105,9 +148,13 @@ async fn send_header(socket: &mut WebSocket, header: &StreamHeader) -> Result<()
     socket.send(Message::Binary(header.init.clone())).await
 }
 
-async fn snapshot(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn snapshot(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let keyframe = state
-        .camera(&name)?
+        .camera_for(&me, &name, Permission::Live)?
         .live
         .keyframe()
         .ok_or_else(|| ApiError::not_found("no_frame", format!("no picture from `{name}` yet")))?;
@@ -117,11 +164,15 @@ async fn snapshot(State(state): State<AppState>, Path(name): Path<String>) -> Re
     .await
     .map_err(|e| ApiError::internal("snapshot failed", e))?
     .map_err(|e| ApiError::internal("snapshot failed", e))?;
+    if state.views.first_in_window(format!("{} snapshot {name}", me.caller.session_id), std::time::Instant::now()) {
+        state.audit.log(Action::Snapshot, me.event().camera(&name));
+    }
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], jpeg).into_response())
 }
 
 async fn clip(
     State(state): State<AppState>,
+    Extension(me): Extension<Me>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -133,9 +184,19 @@ async fn clip(
     let clip = tokio::task::spawn_blocking(move || index.clip(id))
         .await
         .map_err(|e| ApiError::internal("clip lookup failed", e))??
-        .filter(|c| c.state == ClipState::Closed)
-        .ok_or_else(|| ApiError::not_found("no_such_clip", format!("no clip {id}")))?;
+        .filter(|c| c.state == ClipState::Closed);
+    let Some(clip) = clip else {
+        // A viewer learns nothing from ids: missing and not-granted look the same.
+        if !me.caller.is_admin() {
+            return Err(super::guard::forbidden_camera());
+        }
+        return Err(ApiError::not_found("no_such_clip", format!("no clip {id}")));
+    };
+    state.camera_for(&me, &clip.camera, Permission::Playback)?;
     let identity = state.unlock.identity().ok_or_else(ApiError::locked)?;
+    if state.views.first_in_window(format!("{} clip {id}", me.caller.session_id), std::time::Instant::now()) {
+        state.audit.log(Action::ClipView, me.event().camera(&clip.camera).target(format!("clip:{id}")));
+    }
     let path = state.config.data_dir.join(&clip.path);
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (total, range, stream) = playback::open_clip_stream(path, identity, range_header)
@@ -169,10 +230,11 @@ async fn clip(
 
 async fn export(
     State(state): State<AppState>,
+    Extension(me): Extension<Me>,
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Response, ApiError> {
-    state.camera(&name)?;
+    state.camera_for(&me, &name, Permission::Download)?;
     let (start_us, end_us) = range.bounds()?;
     if start_us == i64::MIN || end_us == i64::MAX {
         return Err(ApiError::bad_request("bad_range", "export needs both `start` and `end`"));
@@ -188,6 +250,8 @@ async fn export(
     if clips.is_empty() {
         return Err(ApiError::not_found("empty_range", "nothing was recorded in that range"));
     }
+    let span = format!("{}/{}", crate::time::format_us(start_us), crate::time::format_us(end_us));
+    state.audit.log(Action::Export, me.event().camera(&name).target(span));
     let stream =
         playback::export::spawn_export_stream(state.config.data_dir.clone(), clips, identity, start_us, end_us);
     let filename = format!("{name}-{}.mp4", crate::time::format_us(start_us).replace(':', "-"));

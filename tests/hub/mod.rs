@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const PASSPHRASE: &str = "integration test passphrase";
+/// The admin account `hearth init` creates.
+pub const OWNER: &str = "owner";
+pub const OWNER_PASSWORD: &str = "owner's long password";
 
 pub fn hearth_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hearth")
@@ -61,11 +64,15 @@ impl Hub {
         let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let passphrase_file = dir.path().join("passphrase");
         std::fs::write(&passphrase_file, PASSPHRASE).unwrap();
+        let owner_password_file = dir.path().join("owner-password");
+        std::fs::write(&owner_password_file, OWNER_PASSWORD).unwrap();
         let out = Command::new(hearth_bin())
             .args(["init", "--data-dir"])
             .arg(&data_dir)
             .arg("--passphrase-file")
             .arg(&passphrase_file)
+            .arg("--owner-password-file")
+            .arg(&owner_password_file)
             .env_remove("HEARTH_CONFIG")
             .output()
             .unwrap();
@@ -146,6 +153,24 @@ impl Hub {
             assert!(self.is_serving(), "hearth serve died\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Logs in as the owner at `base` (the web URL).
+    pub fn login(&self, base: &str) -> WebClient {
+        WebClient::login(base, OWNER, OWNER_PASSWORD)
+            .unwrap_or_else(|(status, body)| panic!("owner login: {status} {body}"))
+    }
+
+    /// `hearth user add` with a password file.
+    pub fn add_user(&self, name: &str, password: &str, admin: bool) {
+        let file = self.dir.path().join(format!("password-{name}"));
+        std::fs::write(&file, password).unwrap();
+        let mut args = vec!["user", "add", name, "--password-file", file.to_str().unwrap()];
+        if admin {
+            args.push("--admin");
+        }
+        let out = self.run(&args);
+        assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     pub fn is_serving(&mut self) -> bool {
@@ -290,4 +315,115 @@ pub fn age_header_len(bytes: &[u8]) -> Option<usize> {
     let pos = bytes.windows(marker.len()).position(|w| w == marker)?;
     let line_end = pos + 1 + bytes[pos + 1..].iter().position(|b| *b == b'\n')?;
     Some(line_end + 1 + 16)
+}
+
+/// An HTTP client holding one session cookie, like one browser.
+#[derive(Clone)]
+pub struct WebClient {
+    pub base: String,
+    pub agent: ureq::Agent,
+    pub cookie: String,
+}
+
+impl WebClient {
+    /// `POST /api/login`; on refusal, the status and body.
+    pub fn login(base: &str, user: &str, password: &str) -> Result<WebClient, (u16, String)> {
+        Self::login_with(base, serde_json::json!({ "username": user, "password": password }))
+    }
+
+    pub fn login_with(base: &str, body: serde_json::Value) -> Result<WebClient, (u16, String)> {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+        let response = agent
+            .post(&format!("{base}api/login"))
+            .set("content-type", "application/json")
+            .send_string(&body.to_string());
+        match response {
+            Ok(r) => {
+                let set_cookie = r.header("set-cookie").unwrap_or_default().to_owned();
+                let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+                assert!(cookie.starts_with("hearth_session="), "login sets the session cookie: {set_cookie}");
+                Ok(WebClient { base: base.to_owned(), agent, cookie })
+            }
+            Err(ureq::Error::Status(status, r)) => Err((status, r.into_string().unwrap_or_default())),
+            Err(e) => panic!("login request failed: {e}"),
+        }
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let url = format!("{}{}", self.base, path.trim_start_matches('/'));
+        self.agent.request(method, &url).set("cookie", &self.cookie)
+    }
+
+    pub fn get(&self, path: &str) -> ureq::Request {
+        self.request("GET", path)
+    }
+
+    pub fn post(&self, path: &str) -> ureq::Request {
+        self.request("POST", path)
+    }
+
+    /// A JSON request; returns status and parsed body (null when empty).
+    pub fn send_json(&self, method: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (status, _, bytes) =
+            fetch_with(self.request(method, path).set("content-type", "application/json"), Some(body.to_string()));
+        (status, if bytes.is_empty() { serde_json::Value::Null } else { json(&bytes) })
+    }
+
+    /// A WebSocket to `path` carrying this session's cookie.
+    pub fn websocket(
+        &self,
+        path: &str,
+    ) -> Result<tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>, tungstenite::Error>
+    {
+        use tungstenite::client::IntoClientRequest;
+        let url = format!("{}{}", self.base.replacen("http://", "ws://", 1), path.trim_start_matches('/'));
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("cookie", self.cookie.parse().unwrap());
+        tungstenite::connect(request).map(|(socket, _)| socket)
+    }
+}
+
+/// Status, headers and body of any response, error statuses included.
+pub fn fetch(request: ureq::Request) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    fetch_with(request, None)
+}
+
+pub fn fetch_with(request: ureq::Request, body: Option<String>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::Read;
+    let result = match body {
+        Some(body) => request.send_string(&body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .map(|n| (n.clone(), response.header(&n).unwrap_or("").to_owned()))
+        .collect();
+    let mut bytes = Vec::new();
+    response.into_reader().take(200_000_000).read_to_end(&mut bytes).unwrap();
+    (status, headers, bytes)
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+/// Error responses are JSON `{error, message}` with the given status.
+pub fn assert_error(request: ureq::Request, status: u16, code: &str) {
+    let (got, headers, body) = fetch(request);
+    assert_eq!(got, status, "{}", String::from_utf8_lossy(&body));
+    assert!(header(&headers, "content-type").unwrap_or("").starts_with("application/json"));
+    let value = json(&body);
+    assert_eq!(value["error"], code, "{value}");
+    assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()));
 }

@@ -6,7 +6,7 @@
 //! request — [`Accounts::session`]: whose is this token, and is it still good? — and because
 //! the answer always comes from the database, a password change, a removed or disabled user or
 //! a revoked session takes effect on the very next request, whether the change came from the
-//! web UI or from `hearth user …` in a shell. Live streams ask again every half second.
+//! web UI or from `hearth user …` in a shell. Live streams ask again every quarter second.
 //!
 //! Passwords are argon2id ([`password`]); second factors are TOTP or one-time recovery codes
 //! ([`totp`]); failed logins are slowed down by [`throttle`].

@@ -25,7 +25,7 @@ use crate::playback::{self, range::RangeRequest};
 const SNAPSHOT_MAX_WIDTH: u32 = 1280;
 /// How often a live stream re-checks that its session and grant still stand: a revoked
 /// session or a changed password cuts the video within this (and the next request anyway).
-const LIVE_RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
+const LIVE_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub fn routes() -> Router<AppState> {
     Router::new()

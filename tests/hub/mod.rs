@@ -49,6 +49,10 @@ pub struct Hub {
     pub config: PathBuf,
     pub passphrase_file: PathBuf,
     child: Option<Child>,
+    /// `child` is a wrapper (strace) around hearth.
+    wrapped: bool,
+    /// How many URLs earlier runs printed into the log (a restart prints a new one).
+    urls_before: usize,
     log_path: PathBuf,
 }
 
@@ -95,7 +99,7 @@ impl Hub {
         }
         std::fs::write(&config, text).unwrap();
         let log_path = dir.path().join("serve.log");
-        Hub { dir, data_dir, config, passphrase_file, child: None, log_path }
+        Hub { dir, data_dir, config, passphrase_file, child: None, wrapped: false, urls_before: 0, log_path }
     }
 
     pub fn command(&self) -> Command {
@@ -112,6 +116,7 @@ impl Hub {
     /// Starts `hearth serve`, its log appended to serve.log.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already serving");
+        self.urls_before = self.log().matches("web UI at ").count();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
         let child = self
             .command()
@@ -124,10 +129,38 @@ impl Hub {
         self.child = Some(child);
     }
 
+    /// Starts `hearth serve` under `program args…` (e.g. strace), which must run its
+    /// command as a child and exit when it exits. `stop` signals hearth itself.
+    pub fn start_under(&mut self, program: &str, args: &[&str]) {
+        assert!(self.child.is_none(), "already serving");
+        self.urls_before = self.log().matches("web UI at ").count();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .arg(hearth_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("HEARTH_PASSPHRASE_FILE", &self.passphrase_file)
+            .env("HEARTH_LOG", "info,hearth=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.wrapped = true;
+        self.child = Some(child);
+    }
+
     /// SIGTERM and wait; asserts a clean exit (status 0).
     pub fn stop(&mut self) {
         let mut child = self.child.take().expect("not serving");
-        unsafe_kill(child.id(), "TERM");
+        if std::mem::take(&mut self.wrapped) {
+            // The wrapper's child is hearth: signal it, and the wrapper exits after it.
+            let _ = Command::new("pkill").args(["-TERM", "-P", &child.id().to_string()]).status();
+        } else {
+            unsafe_kill(child.id(), "TERM");
+        }
         let status = wait_with_timeout(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
             let _ = child.kill();
             panic!("hearth serve did not stop within 20 s of SIGTERM\n{}", self.log())
@@ -146,7 +179,9 @@ impl Hub {
     pub fn web_url(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains("web UI at ")) {
+            let log = self.log();
+            let urls: Vec<&str> = log.lines().filter(|l| l.contains("web UI at ")).collect();
+            if let Some(line) = urls.get(self.urls_before) {
                 return line.rsplit("web UI at ").next().unwrap_or_default().trim().to_owned();
             }
             assert!(Instant::now() < deadline, "serve never printed its URL\n{}", self.log());

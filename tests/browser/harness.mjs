@@ -24,6 +24,8 @@ const PYTHON = process.env.HEARTH_TEST_PYTHON || '/usr/bin/python3';
 const CHROMIUM = process.env.HEARTH_CHROMIUM || '/usr/bin/chromium';
 const RTSP_SERVER = join(ROOT, 'tests', 'support', 'rtsp_server.py');
 const PASSPHRASE = 'browser test passphrase';
+/** The hub's owner (first admin), created by `hearth init`. */
+export const OWNER = { name: 'owner', password: 'owner password for browser tests' };
 
 // Every process and temp dir we made, so that even an interrupted run leaves nothing behind.
 const children = new Set();
@@ -102,18 +104,23 @@ export async function startRtspServer(logPath) {
 }
 
 /**
- * `hearth init` in a temp dir, a config recording `cameraUrl` as "door" in 4-second clips with
- * the web UI on a free loopback port, then `hearth serve` with the passphrase (playback
- * unlocked). Returns `{child, dir, dataDir, config, base}`; `base` is `http://127.0.0.1:PORT/`.
+ * `hearth init` in a temp dir (with the owner account OWNER), a config recording `cameraUrl`
+ * as each of `cameras` (default just "door") in 4-second clips with the web UI on a free
+ * loopback port, then `hearth serve` with the passphrase (playback unlocked). Returns
+ * `{child, dir, dataDir, config, base, api}`; `base` is `http://127.0.0.1:PORT/`, `api` an
+ * API client logged in as the owner.
  */
-export async function startHub(cameraUrl) {
+export async function startHub(cameraUrl, { cameras = ['door'] } = {}) {
   if (!existsSync(HEARTH_BIN)) throw new Error(`${HEARTH_BIN} is missing: run \`cargo build\` first`);
   const dir = await mkdtemp(join(tmpdir(), 'hearth-browser-'));
   tempDirs.add(dir);
   const dataDir = join(dir, 'data');
   const passphraseFile = join(dir, 'passphrase');
+  const ownerPasswordFile = join(dir, 'owner-password');
   await writeFile(passphraseFile, PASSPHRASE, { mode: 0o600 });
-  await run(HEARTH_BIN, ['init', '--data-dir', dataDir, '--passphrase-file', passphraseFile]);
+  await writeFile(ownerPasswordFile, OWNER.password, { mode: 0o600 });
+  await run(HEARTH_BIN, ['init', '--data-dir', dataDir, '--passphrase-file', passphraseFile,
+    '--owner', OWNER.name, '--owner-password-file', ownerPasswordFile]);
 
   const config = join(dataDir, 'config.toml');
   let text = await readFile(config, 'utf8');
@@ -122,7 +129,7 @@ export async function startHub(cameraUrl) {
   // Short clips so a few exist within seconds; a small budget so the storage bars show a fill
   // (and the disk is never smaller than the budget).
   text = text.replace(/^\[storage\]\n(?:(?!\[)[^\n]*\n)*/m, '[storage]\nclip_seconds = 4\nmax_bytes = "100MB"\nmax_age_days = 30\n\n');
-  text += `\n[[camera]]\nname = "door"\nurl = "${cameraUrl}"\n`;
+  for (const name of cameras) text += `\n[[camera]]\nname = "${name}"\nurl = "${cameraUrl}"\n`;
   await writeFile(config, text);
 
   const child = spawnTracked(HEARTH_BIN, ['--config', config, 'serve'], {
@@ -130,7 +137,48 @@ export async function startHub(cameraUrl) {
     logPath: join(dir, 'serve.log'),
   });
   const m = await waitForOutput(child, /web UI at (http:\/\/127\.0\.0\.1:\d+\/)/, 30_000, 'hearth serve');
-  return { child, dir, dataDir, config, base: m[1] };
+  const base = m[1];
+  const api = await apiClient(base, OWNER.name, OWNER.password);
+  return { child, dir, dataDir, config, base, api };
+}
+
+/** `hearth --config … ARGS` of a running hub (e.g. `user add`, `audit verify`). */
+export function hearthCli(hub, args) {
+  return run(HEARTH_BIN, ['--config', hub.config, ...args]);
+}
+
+/**
+ * The API from node, logged in as `username` (the session cookie kept by hand): `get(path)`
+ * resolves to the parsed JSON and rejects on an error status; `request(method, path, body)`
+ * resolves to the Response whatever its status.
+ */
+export async function apiClient(base, username, password, totp) {
+  const res = await fetch(new URL('api/login', base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password, totp }),
+  });
+  if (!res.ok) throw new Error(`login as ${username}: HTTP ${res.status} ${await res.text()}`);
+  const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('hearth_session='));
+  if (!cookie) throw new Error(`login as ${username}: no session cookie`);
+  const request = (method, path, body) => fetch(new URL(path, base), {
+    method,
+    cache: 'no-store',
+    headers: { Cookie: cookie, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const json = async (method, path, body) => {
+    const r = await request(method, path, body);
+    if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
+    return r.status === 204 ? null : r.json();
+  };
+  return {
+    cookie,
+    request,
+    get: (path) => json('GET', path),
+    post: (path, body) => json('POST', path, body),
+    put: (path, body) => json('PUT', path, body),
+  };
 }
 
 /** Runs a command to completion; rejects with its output on failure. */
@@ -143,10 +191,9 @@ export function run(cmd, args, { timeoutMs = 60_000 } = {}) {
   });
 }
 
-export async function getJson(base, path) {
-  const res = await fetch(new URL(path, base), { cache: 'no-store' });
-  if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status} ${await res.text()}`);
-  return res.json();
+/** GET `path` as the hub's owner. */
+export function getJson(hub, path) {
+  return hub.api.get(path);
 }
 
 /** Waits until the hub has indexed at least `n` closed clips; returns them. */
@@ -154,7 +201,7 @@ export async function waitForClips(hub, n, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (hub.child.exitCode !== null || hub.child.signalCode !== null) throw new Error(`hearth serve died:\n${hub.child.log}`);
-    const clips = await getJson(hub.base, 'api/clips').catch(() => []);
+    const clips = await getJson(hub, 'api/clips').catch(() => []);
     if (clips.length >= n) return clips;
     if (Date.now() > deadline) throw new Error(`fewer than ${n} clips after ${timeoutMs} ms:\n${hub.child.log}`);
     await sleep(250);
@@ -177,12 +224,18 @@ export function launchBrowser() {
 }
 
 /**
- * A fresh context and page on the hub, recording every URL the page asks for (HTTP requests,
+ * A fresh context and page on the hub, logged in as `login` (default the owner; null: not
+ * logged in), recording every URL the page asks for (HTTP requests,
  * WebSockets) and every uncaught script error. `assertLocalOnly()` fails if any of them went
  * anywhere but 127.0.0.1.
  */
-export async function openPage(browser, base, contextOptions = {}) {
+export async function openPage(browser, base, contextOptions = {}, { login = OWNER } = {}) {
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 }, ...contextOptions });
+  if (login) {
+    // The session cookie lands in the context's cookie jar, as after the login form.
+    const res = await context.request.post(new URL('api/login', base).href, { data: { username: login.name, password: login.password } });
+    if (!res.ok()) throw new Error(`login as ${login.name}: HTTP ${res.status()} ${await res.text()}`);
+  }
   const page = await context.newPage();
   const urls = [];
   const pageErrors = [];

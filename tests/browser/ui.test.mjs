@@ -190,7 +190,7 @@ test('timeline: a recorded span plays a stored clip', { timeout: 60_000 }, async
     assert.match(src, /\/api\/clips\/\d+\.mp4/);
     // Where playback is in wall-clock time: the clip's start plus currentTime (the next clip
     // follows when one ends, so currentTime alone may go back to 0).
-    const clipStart = new Map((await getJson(hub.base, 'api/clips')).map((c) => [String(c.id), c.start_us / 1000]));
+    const clipStart = new Map((await getJson(hub, 'api/clips')).map((c) => [String(c.id), c.start_us / 1000]));
     const position = async () => {
       const id = await page.locator('[data-testid="player"]').getAttribute('data-clip');
       assert.ok(clipStart.has(id), `playing clip ${id}, which /api/clips does not list`);
@@ -255,7 +255,7 @@ test('storage and clips pages show door', { timeout: 60_000 }, async (t) => {
     const bar = row.locator('[data-testid="storage-camera-bar"]');
     assert.equal(await bar.isVisible(), true);
     const percent = Number(await bar.getAttribute('data-percent'));
-    const storage = await getJson(hub.base, 'api/storage');
+    const storage = await getJson(hub, 'api/storage');
     t.diagnostic(`storage bar ${percent}%: ${JSON.stringify(storage)}`);
     assert.ok(percent > 0, 'door uses some of the budget');
     await screenshot(page, 'storage');

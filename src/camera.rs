@@ -25,6 +25,10 @@ use crate::shutdown::Shutdown;
 
 /// No frame for this long means the camera stalled (TCP open, no data).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long DESCRIBE, SETUP and PLAY may each take. retina waits for a response forever, so
+/// without this a camera that accepts the connection and never answers would hold the camera
+/// task in "connecting" until hearth restarts.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -40,6 +44,8 @@ pub enum IngestError {
     NoParameters,
     #[error("camera stalled: no frame for {} s", STALL_TIMEOUT.as_secs())]
     Stalled,
+    #[error("camera did not answer {0} within {secs} s", secs = REQUEST_TIMEOUT.as_secs())]
+    NoAnswer(&'static str),
     #[error("cannot record stream: {0}")]
     Unsupported(String),
     #[error("clip writer stopped")]
@@ -218,7 +224,7 @@ async fn record_session(
     let mut url = camera.url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let mut session = client::Session::describe(url, options).await.map_err(rtsp)?;
+    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
 
     let video_i = session
         .streams()
@@ -232,12 +238,10 @@ async fn record_session(
     };
     for i in std::iter::once(video_i).chain(audio_i) {
         let setup = SetupOptions::default().transport(transport.clone()).frame_format(FrameFormat::MP4);
-        session.setup(i, setup).await.map_err(rtsp)?;
+        answered("SETUP", session.setup(i, setup)).await?.map_err(rtsp)?;
     }
-    let playing = session
-        .play(PlayOptions::default().enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).expect("10 > 0")))
-        .await
-        .map_err(rtsp)?;
+    let play = PlayOptions::default().enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).expect("10 > 0"));
+    let playing = answered("PLAY", session.play(play)).await?.map_err(rtsp)?;
     let mut demuxed = playing.demuxed().map_err(rtsp)?;
 
     let mut video = demuxed.streams()[video_i].parameters().and_then(video_params);
@@ -251,8 +255,11 @@ async fn record_session(
     let mut meter = RateMeter::new();
     let mut session_started = false;
     let mut frames_without_params = 0u32;
+    // A stall is measured from the last *video* frame: a camera whose encoder hung may keep
+    // its RTSP stack alive and go on sending RTCP sender reports.
+    let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
             Err(_) => return Err(IngestError::Stalled),
             Ok(None) => return Err(IngestError::Rtsp("camera closed the stream".into())),
             Ok(Some(Err(e))) => return Err(rtsp(e)),
@@ -260,6 +267,7 @@ async fn record_session(
         };
         match item {
             CodecItem::VideoFrame(frame) if frame.stream_id() == video_i => {
+                stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
                 if frame.has_new_parameters() || video.is_none() {
                     let fresh = demuxed.streams()[video_i].parameters().and_then(video_params);
                     if let (Some(params), true) = (&fresh, session_started) {
@@ -314,6 +322,11 @@ async fn record_session(
         }
         forward(recorder, events, live).await?;
     }
+}
+
+/// `request` unless the camera takes longer than [`REQUEST_TIMEOUT`] to answer it.
+async fn answered<T>(method: &'static str, request: impl std::future::Future<Output = T>) -> Result<T, IngestError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request).await.map_err(|_| IngestError::NoAnswer(method))
 }
 
 fn show_params(status: &watch::Sender<CameraStatus>, params: &VideoParams) {

@@ -208,6 +208,23 @@ impl Hub {
         assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Process id of the running `hearth serve` (not of a wrapper).
+    pub fn pid(&self) -> Option<u32> {
+        if self.wrapped {
+            return None;
+        }
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Resident memory of the running `hearth serve` now and at its peak, in KiB
+    /// (`VmRSS`, `VmHWM` from /proc).
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let field =
+            |name: &str| status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok();
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
     pub fn is_serving(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }

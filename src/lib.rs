@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod egress;
+pub mod fault;
 pub mod lan;
 pub mod live;
 pub mod mux;

@@ -115,11 +115,17 @@ impl Hub {
 
     /// Starts `hearth serve`, its log appended to serve.log.
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// Starts `hearth serve` with extra environment variables (e.g. `HEARTH_CRASH_AT`).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already serving");
         self.urls_before = self.log().matches("web UI at ").count();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
         let child = self
             .command()
+            .envs(env.iter().copied())
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -166,6 +172,14 @@ impl Hub {
             panic!("hearth serve did not stop within 20 s of SIGTERM\n{}", self.log())
         });
         assert!(status.success(), "hearth serve exited with {status}\n{}", self.log());
+    }
+
+    /// Waits up to `timeout` for `hearth serve` to exit by itself (e.g. at a crash point);
+    /// returns its status, or `None` if it is still running (it is then left running).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let status = wait_with_timeout(self.child.as_mut().expect("not serving"), timeout)?;
+        self.child = None;
+        Some(status)
     }
 
     /// `kill -9`: a power cut as far as hearth can tell.

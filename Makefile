@@ -10,7 +10,7 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	gstreamer1.0-libav gstreamer1.0-x \
-	chromium curl
+	chromium curl faketime
 
 .PHONY: deps debs build demo test bench clean
 

@@ -411,6 +411,10 @@ impl RateMeter {
     fn add(&mut self, bytes: usize, now_us: i64, status: &watch::Sender<CameraStatus>) {
         self.bytes += bytes as u64;
         self.frames += 1;
+        // The wall clock was set back: start over rather than go quiet until it catches up.
+        if now_us < self.window_start_us || now_us < self.last_published_us {
+            (self.window_start_us, self.last_published_us) = (now_us, 0);
+        }
         let elapsed = now_us - self.window_start_us;
         if elapsed >= Self::WINDOW_US {
             let seconds = elapsed as f64 / 1e6;

@@ -9,6 +9,7 @@ import {
 import { icon } from '../icons.js';
 import { status, onStatus, markLocked, lockedPanel, openLockDialog } from '../lock.js';
 import { errorNotice, emptyState, pageHead } from '../ui.js';
+import { isAdmin, may } from '../session.js';
 
 const PAGE = 100;
 
@@ -67,8 +68,10 @@ export function mount(root, { query }) {
       setChildren(lockSlot, h('div', { class: 'notice warn', 'data-testid': 'clips-locked' },
         h('span', { class: 'notice-icon', html: icon('lock') }),
         h('div', { class: 'notice-body' }, h('strong', null, 'Recordings are locked'),
-          h('p', null, 'You can browse clips, but playing and downloading them needs your passphrase.')),
-        h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: openLockDialog }, h('span', { html: icon('unlock') }), 'Unlock')));
+          h('p', null, isAdmin()
+            ? 'You can browse clips, but playing and downloading them needs your passphrase.'
+            : 'You can browse clips; playing and downloading them waits until an admin unlocks recordings.')),
+        isAdmin() ? h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: openLockDialog }, h('span', { html: icon('unlock') }), 'Unlock') : null));
     } else {
       lockSlot.replaceChildren();
       if (s.locked === false && pendingPlay) { const c = pendingPlay; pendingPlay = null; play(c); }
@@ -81,11 +84,14 @@ export function mount(root, { query }) {
     try {
       cameras = await api('cameras');
     } catch { cameras = []; }
-    const names = cameras.map((c) => c.name);
+    // Clips of the cameras this account may play back; exports of those it may download.
+    const names = cameras.map((c) => c.name).filter((n) => may(n, 'playback'));
     if (camera && !names.includes(camera)) names.push(camera);
     camSelect.append(...names.map((n) => h('option', { value: n }, n)));
     camSelect.value = camera;
-    exportCard.setCameras(names, camera);
+    const downloadable = cameras.map((c) => c.name).filter((n) => may(n, 'download'));
+    exportCard.setCameras(downloadable, downloadable.includes(camera) ? camera : '');
+    exportCard.el.hidden = !downloadable.length;
   })();
 
   // ---- list

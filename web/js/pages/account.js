@@ -67,9 +67,11 @@ function twoFactorCard() {
   function render() {
     const me = session.me;
     card.dataset.enabled = String(!!me.totp_enabled);
+    card.classList.remove('wide');
     if (!me.totp_enabled) {
       const start = h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'totp-start' }, h('span', { html: icon('shield') }), 'Set up');
       start.addEventListener('click', () => {
+        card.classList.add('wide');
         setChildren(body, totpEnrolment({
           onDone: async () => { await loadAccount().catch(() => {}); render(); },
           onCancel: render,

@@ -141,15 +141,39 @@ function watchConnection() {
     }
   });
   const interval = () => (document.hidden ? 60_000 : 10_000);
+  // One chain of polls: a poll started anew (the app shown again) retires the older chain.
+  let chain = 0;
   const poll = () => {
     if (mode !== 'app') return;
-    refreshStatus().finally(() => {
+    const mine = ++chain;
+    Promise.all([refreshStatus(), refreshAccount()]).finally(() => {
+      if (mine !== chain || mode !== 'app') return;
       clearTimeout(statusTimer);
-      if (mode === 'app') statusTimer = setTimeout(poll, interval());
+      statusTimer = setTimeout(poll, interval());
     });
   };
   document.addEventListener('visibilitychange', () => { if (!document.hidden && mode === 'app') refreshStatus(); });
   return poll;
+}
+
+/**
+ * Grants and roles change while people are logged in: reload the account with the status, and
+ * rebuild the shell when what the navigation offers changed.
+ */
+async function refreshAccount() {
+  const before = session.me;
+  let me;
+  try {
+    me = await loadAccount();
+  } catch {
+    return; // unreachable: the status banner says so
+  }
+  if (!me || mode !== 'app') return;
+  if (me.must_enroll_totp) {
+    showEnrol();
+  } else if (me.role !== before?.role || navLinks('').length !== document.querySelectorAll('.topnav [data-nav]').length) {
+    showApp();
+  }
 }
 
 const pollStatus = watchConnection();

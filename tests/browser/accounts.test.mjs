@@ -355,3 +355,41 @@ test('the audit page shows those events and an intact chain', { timeout: 60_000 
     await p.close();
   }
 });
+
+test('when an admin requires 2FA, an account without it is taken to the set-up first', { timeout: 60_000 }, async (t) => {
+  const owner = await openPage(browser, hub.base);
+  const p = await openPage(browser, hub.base, {}, { login: null });
+  try {
+    await owner.goto('#/users');
+    const box = owner.page.locator('[data-testid="require-2fa"]');
+    await owner.page.locator('[data-testid="require-2fa"]:not([disabled])').waitFor();
+    await box.check();
+    await owner.page.locator('[data-testid="settings-card"] .form-ok').waitFor();
+    assert.deepEqual(await hub.api.get('api/settings'), { require_2fa: true });
+
+    // The neighbour has no second factor: after the password, only the set-up.
+    const { page } = p;
+    await p.goto('#/');
+    await page.locator('[data-testid="login-username"]').fill(NEIGHBOUR.name);
+    await page.locator('[data-testid="login-password"]').fill(NEIGHBOUR.password);
+    await page.locator('[data-testid="login-submit"]').click();
+    await page.locator('[data-testid="enrol-screen"]').waitFor();
+    assert.equal(await page.locator('[data-testid="camera-grid"]').count(), 0);
+    const blocked = await page.evaluate(() => fetch('api/cameras').then(async (r) => ({ status: r.status, error: (await r.json()).error })));
+    assert.deepEqual(blocked, { status: 403, error: 'totp_enrolment_required' });
+    const secret = await page.locator('[data-testid="totp-secret"]').getAttribute('data-secret');
+    await page.locator('[data-testid="totp-code"]').fill(totp(secret));
+    await page.locator('[data-testid="totp-confirm"]').click();
+    await page.locator('[data-testid="recovery-saved"]').check();
+    await page.locator('[data-testid="recovery-done"]').click();
+    // Set up: the same session now reaches the cameras.
+    await page.locator('[data-testid="camera-card"][data-camera="door"]').waitFor();
+    await screenshot(page, 'after-enrolment');
+    checkPage(p);
+    checkPage(owner);
+  } finally {
+    // The owner's API session predates the requirement, so it may lift it again.
+    await hub.api.put('api/settings', { require_2fa: false });
+    await Promise.all([owner.close(), p.close()]);
+  }
+});

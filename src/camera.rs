@@ -79,6 +79,7 @@ pub async fn run(
     status: watch::Sender<CameraStatus>,
     live: Arc<LiveFeed>,
     egress: crate::egress::Connections,
+    motion: Option<crate::motion::FrameSink>,
     mut shutdown: Shutdown,
 ) {
     let name = camera.name.clone();
@@ -89,7 +90,7 @@ pub async fn run(
         set_connection(&status, Connection::Connecting, None);
         let session_start = Instant::now();
         let result = tokio::select! {
-            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress) => result,
+            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress, motion.as_ref()) => result,
             _ = shutdown.recv() => Ok(()),
         };
         let reason = match &result {
@@ -202,6 +203,7 @@ async fn record_session(
     status: &watch::Sender<CameraStatus>,
     live: &LiveFeed,
     egress: &crate::egress::Connections,
+    motion: Option<&crate::motion::FrameSink>,
 ) -> Result<(), IngestError> {
     let remote = probe(&camera.url).await?;
     // Listed on the connections page for as long as this session lasts.
@@ -292,6 +294,14 @@ async fn record_session(
                     live.set_keyframe(Keyframe {
                         sample_entry: params.sample_entry.clone(),
                         data: bytes::Bytes::copy_from_slice(frame.data()),
+                    });
+                }
+                if let Some(sink) = motion {
+                    sink.offer(crate::motion::Frame {
+                        sample_entry: Arc::new(params.sample_entry.clone()),
+                        data: bytes::Bytes::copy_from_slice(frame.data()),
+                        keyframe: frame.is_random_access_point(),
+                        time_us: now,
                     });
                 }
                 recorder.push_video(VideoFrame {

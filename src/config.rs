@@ -109,7 +109,15 @@ pub struct Config {
     pub crypto: CryptoConfig,
     pub web: WebConfig,
     pub audit: AuditConfig,
+    pub events: EventsConfig,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// Motion, doorbell and webhook events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsConfig {
+    /// Events (and their thumbnails) older than this are deleted.
+    pub retention_days: u32,
 }
 
 /// The viewer audit log.
@@ -209,6 +217,10 @@ pub struct CameraConfig {
     pub transport: Transport,
     pub audio: bool,
     pub max_bytes: Option<ByteSize>,
+    /// Motion detection on this camera's stream, when enabled.
+    pub motion: Option<crate::motion::MotionConfig>,
+    /// Secret a device presents to `POST /api/hooks/{camera}/{kind}` (none: no webhook).
+    pub hook_token: Option<String>,
 }
 
 impl fmt::Debug for CameraConfig {
@@ -221,6 +233,8 @@ impl fmt::Debug for CameraConfig {
             .field("transport", &self.transport)
             .field("audio", &self.audio)
             .field("max_bytes", &self.max_bytes)
+            .field("motion", &self.motion)
+            .field("hook_token", &self.hook_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -247,6 +261,8 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    events: RawEvents,
     #[serde(default)]
     camera: Vec<RawCamera>,
 }
@@ -298,6 +314,54 @@ impl Default for RawAudit {
 
 fn default_audit_retention_days() -> u32 {
     365
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    #[serde(default = "default_events_retention_days")]
+    retention_days: u32,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        RawEvents { retention_days: default_events_retention_days() }
+    }
+}
+
+fn default_events_retention_days() -> u32 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMotion {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_motion_fps")]
+    fps: f32,
+    #[serde(default = "default_threshold")]
+    threshold: u8,
+    /// Percent of the watched area.
+    #[serde(default = "default_min_area_percent")]
+    min_area_percent: f32,
+    #[serde(default)]
+    zones: Vec<Vec<(f32, f32)>>,
+    #[serde(default)]
+    masks: Vec<Vec<(f32, f32)>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_motion_fps() -> f32 {
+    5.0
+}
+fn default_threshold() -> u8 {
+    25
+}
+fn default_min_area_percent() -> f32 {
+    0.4
 }
 
 impl Default for RawWeb {
@@ -390,6 +454,9 @@ struct RawCamera {
     #[serde(default)]
     audio: bool,
     max_bytes: Option<ByteSize>,
+    motion: Option<RawMotion>,
+    hook_token: Option<String>,
+    hook_token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -429,6 +496,10 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         return Err(ConfigError::invalid("audit.retention_days", "must be between 1 and 3650"));
     }
     let audit = AuditConfig { retention_days: raw.audit.retention_days };
+    if !(1..=3650).contains(&raw.events.retention_days) {
+        return Err(ConfigError::invalid("events.retention_days", "must be between 1 and 3650"));
+    }
+    let events = EventsConfig { retention_days: raw.events.retention_days };
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -440,7 +511,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         }
         cameras.push(camera);
     }
-    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, cameras })
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, events, cameras })
 }
 
 fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
@@ -523,6 +594,37 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
     })
 }
 
+fn validate_motion(key: &str, raw: RawMotion) -> Result<crate::motion::MotionConfig, ConfigError> {
+    if !(0.5..=30.0).contains(&raw.fps) {
+        return Err(ConfigError::invalid(format!("{key}.fps"), "must be between 0.5 and 30"));
+    }
+    if raw.threshold == 0 {
+        return Err(ConfigError::invalid(format!("{key}.threshold"), "must be between 1 and 255"));
+    }
+    if !(0.01..=50.0).contains(&raw.min_area_percent) {
+        return Err(ConfigError::invalid(format!("{key}.min_area_percent"), "must be between 0.01 and 50"));
+    }
+    for (name, polygons) in [("zones", &raw.zones), ("masks", &raw.masks)] {
+        for (i, polygon) in polygons.iter().enumerate() {
+            let in_frame = polygon.iter().all(|(x, y)| (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y));
+            if polygon.len() < 3 || !in_frame {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{name}[{i}]"),
+                    "must be at least 3 [x, y] points with 0 ≤ x, y ≤ 1 (fractions of the frame)",
+                ));
+            }
+        }
+    }
+    let detector = crate::motion::detector::DetectorConfig {
+        threshold: raw.threshold,
+        min_area: raw.min_area_percent / 100.0,
+        zones: raw.zones,
+        masks: raw.masks,
+        ..Default::default()
+    };
+    Ok(crate::motion::MotionConfig { fps: raw.fps, detector })
+}
+
 /// A CIDR network; a bare address means just that host.
 fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     let text = text.trim();
@@ -563,6 +665,24 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     if raw.username.is_none() && password.is_some() {
         return Err(ConfigError::invalid(key("username"), "missing, but a password is set"));
     }
+    let motion = match raw.motion {
+        Some(motion) if motion.enabled => Some(validate_motion(&key("motion"), motion)?),
+        _ => None,
+    };
+    let hook_token = match (raw.hook_token, raw.hook_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("hook_token_file"),
+                "set either hook_token or hook_token_file, not both",
+            ))
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(file)) => Some(read_secret_file(&key("hook_token_file"), &file, config_dir)?),
+        (None, None) => None,
+    };
+    if hook_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(ConfigError::invalid(key("hook_token"), "must be at least 16 characters (it is a password)"));
+    }
     Ok(CameraConfig {
         name,
         url,
@@ -571,6 +691,8 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
         transport: raw.transport,
         audio: raw.audio,
         max_bytes: raw.max_bytes,
+        motion,
+        hook_token,
     })
 }
 
@@ -641,6 +763,9 @@ tls_key = "tls/key.pem"
 [audit]
 retention_days = 365       # who watched what, kept this long
 
+[events]
+retention_days = 30        # motion and doorbell events (and their thumbnails)
+
 # [[camera]]
 # name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
 # url = "rtsp://192.168.1.20:554/stream1"
@@ -649,6 +774,13 @@ retention_days = 365       # who watched what, kept this long
 # transport = "tcp"          # or "udp"
 # audio = false              # privacy first: off unless you turn it on
 # max_bytes = "50GB"         # optional per-camera budget
+# hook_token_file = "/etc/hearth/secrets/front-door-hook"  # for POST /api/hooks/front-door/doorbell
+# [camera.motion]            # motion detection (decodes the stream: costs CPU)
+# fps = 5
+# threshold = 25             # per-pixel change, 0-255
+# min_area_percent = 0.4     # of the watched area
+# zones = [[[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]]]   # watch the lower part only
+# masks = []                 # polygons to ignore (a road, a tree)
 "#,
         data_dir = data_dir.display().to_string(),
     )

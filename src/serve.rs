@@ -51,6 +51,10 @@ pub enum ServeError {
     Accounts(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Events(#[from] crate::events::EventError),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     #[error("cannot listen on web.listen = {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
 }
@@ -117,6 +121,11 @@ impl Service {
             tracing::warn!("no accounts yet: nobody can log in; create one with `hearth user add NAME --admin`");
         }
         let egress = crate::egress::Connections::new();
+        let events = Arc::new(crate::events::Events::open(&config.db_path(), recipient.clone())?);
+        let dangling = events.close_dangling()?;
+        if dangling > 0 {
+            tracing::info!(events = dangling, "closed events left open by the last stop");
+        }
 
         let (trigger, shutdown) = shutdown::channel();
         let mut ingest = JoinSet::new();
@@ -141,6 +150,15 @@ impl Service {
             let last_end = index.last_clip_end(&camera.name)?;
             let recorder = Recorder::new(config.storage.clip_seconds, last_end);
             let live = Arc::new(LiveFeed::default());
+            let motion = match &camera.motion {
+                Some(motion) => {
+                    let (sink, worker) = crate::motion::spawn(camera.name.clone(), motion.clone(), events.clone())
+                        .map_err(ServeError::Thread)?;
+                    writers.push(worker);
+                    Some(sink)
+                }
+                None => None,
+            };
             ingest.spawn(camera::run(
                 camera.clone(),
                 recorder,
@@ -148,12 +166,19 @@ impl Service {
                 status_tx,
                 live.clone(),
                 egress.clone(),
+                motion,
                 shutdown.clone(),
             ));
             cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx, live });
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));
-        ingest.spawn(housekeeping_loop(accounts.clone(), audit.clone(), config.audit.retention_days, shutdown.clone()));
+        ingest.spawn(housekeeping_loop(
+            accounts.clone(),
+            audit.clone(),
+            events.clone(),
+            Retentions { audit_days: config.audit.retention_days, events_days: config.events.retention_days },
+            shutdown.clone(),
+        ));
         tracing::info!(cameras = config.cameras.len(), data_dir = %config.data_dir.display(), "recording");
 
         let auto_lock = config.web.auto_lock_hours.map(|h| Duration::from_secs(u64::from(h) * 3600));
@@ -167,6 +192,7 @@ impl Service {
             throttle: Arc::new(crate::auth::throttle::Throttle::new()),
             access: Arc::new(crate::lan::AccessPolicy::from_config(&config.web)),
             egress,
+            events,
             views: Arc::new(crate::audit::Debounce::new(VIEW_DEBOUNCE)),
             shutdown: shutdown.clone(),
         };
@@ -237,26 +263,35 @@ fn spawn_writer(
         .map_err(|source| ServeError::DataDir { path: PathBuf::from("<writer thread>"), source })
 }
 
-/// Deletes expired sessions and audit rows past `audit.retention_days`, hourly.
+#[derive(Clone, Copy)]
+struct Retentions {
+    audit_days: u32,
+    events_days: u32,
+}
+
+/// Deletes expired sessions, and audit rows and events past their retention, hourly.
 async fn housekeeping_loop(
     accounts: Arc<crate::auth::Accounts>,
     audit: Arc<crate::audit::AuditLog>,
-    retention_days: u32,
+    events: Arc<crate::events::Events>,
+    retentions: Retentions,
     mut shutdown: shutdown::Shutdown,
 ) {
+    const DAY_US: i64 = 86_400 * 1_000_000;
     loop {
-        let (accounts, audit) = (accounts.clone(), audit.clone());
+        let (accounts, audit, events) = (accounts.clone(), audit.clone(), events.clone());
         let result = tokio::task::spawn_blocking(move || {
             let now = crate::time::now_us();
             let sessions = accounts.prune_sessions(now).map_err(|e| e.to_string())?;
-            let cutoff = now - i64::from(retention_days) * 86_400 * 1_000_000;
-            let rows = audit.prune(cutoff).map_err(|e| e.to_string())?;
-            Ok::<_, String>((sessions, rows))
+            let rows = audit.prune(now - i64::from(retentions.audit_days) * DAY_US).map_err(|e| e.to_string())?;
+            let old_events =
+                events.prune(now - i64::from(retentions.events_days) * DAY_US).map_err(|e| e.to_string())?;
+            Ok::<_, String>((sessions, rows, old_events))
         })
         .await;
         match result {
-            Ok(Ok((sessions, rows))) if sessions + rows > 0 => {
-                tracing::info!(sessions, audit_rows = rows, "expired sessions and old audit rows deleted")
+            Ok(Ok((sessions, rows, old_events))) if sessions + rows + old_events > 0 => {
+                tracing::info!(sessions, audit_rows = rows, events = old_events, "expired data deleted")
             }
             Ok(Err(e)) => tracing::error!(error = %e, "housekeeping failed"),
             _ => {}

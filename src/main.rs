@@ -73,6 +73,8 @@ enum Command {
     },
     /// Verify every indexed clip decrypts and parses; recover and repair what can be.
     Check,
+    /// Check this hub's setup (config, disk, cameras, clock, certificate, exposure); suggest fixes.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
         Command::Clips { command: ClipsCommand::Ls { camera, json } } => clips_ls(&config, camera.as_deref(), json),
         Command::Clips { command: ClipsCommand::Decrypt { id, output } } => clips_decrypt(&config, id, &output),
         Command::Check => check(&config),
+        Command::Doctor => Ok(hearth::doctor::run(&config)),
     };
     match result {
         Ok(code) => code,
@@ -133,7 +136,17 @@ fn limit_malloc_arenas() {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,retina=warn"));
-    // Colours only for a person at a terminal; journald and log files get plain text.
+    // Under systemd, log to the journal natively: levels become priorities, and fields such as
+    // camera and clip become journal fields (`journalctl -u hearth CAMERA=front-door`).
+    if hearth::notify::stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            tracing_subscriber::registry().with(filter).with(journald).init();
+            return;
+        }
+    }
+    // Colours only for a person at a terminal; log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
@@ -149,7 +162,8 @@ fn load_config(path: &Path) -> Result<Config> {
 /// `--config` (or `HEARTH_CONFIG`) given explicitly wins; otherwise the config goes in the data dir.
 fn init(config_arg: Option<&Path>, data_dir: &Path, passphrase_file: Option<PathBuf>) -> Result<ExitCode> {
     let config_path = config_arg.map_or_else(|| data_dir.join("config.toml"), Path::to_owned);
-    if config_path.exists() {
+    // The example config `make install` and the .deb put in /etc/hearth may be replaced.
+    if config_path.exists() && !hearth::config::is_uninitialised_example(&config_path) {
         bail!("{} already exists; not overwriting it", config_path.display());
     }
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;

@@ -164,10 +164,19 @@ fn check_config(path: &Path) -> Result<(Finding, Config), Finding> {
         )),
         Err(e) => Err(Finding::fail(
             "config",
-            e.to_string(),
+            one_line(&e.to_string()),
             format!("edit {} (every key is explained in docs/reference/config.md)", path.display()),
         )),
     }
+}
+
+/// A multi-line parse error (TOML draws the line with a caret under the key) as one line.
+fn one_line(text: &str) -> String {
+    let is_drawing = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|') || line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start().starts_with('|')
+    };
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !is_drawing(l)).collect::<Vec<_>>().join(": ")
 }
 
 fn check_key(config: &Config, config_path: &Path) -> Finding {
@@ -702,6 +711,15 @@ mod tests {
         assert!(expiry > SystemTime::now() + CERT_WARN, "a fresh certificate lasts longer than 30 days");
         std::fs::write(&cert, "not a certificate").unwrap();
         assert!(certificate_expiry(&cert).unwrap_err().contains("not a PEM certificate"));
+    }
+
+    #[test]
+    fn toml_errors_become_one_line() {
+        let text = "config file /c.toml: TOML parse error at line 5, column 1\n  |\n5 | clip_secs = 5\n  | ^^^^^^^^^\nunknown field `clip_secs`\n";
+        assert_eq!(
+            one_line(text),
+            "config file /c.toml: TOML parse error at line 5, column 1: unknown field `clip_secs`"
+        );
     }
 
     #[test]

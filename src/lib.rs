@@ -5,7 +5,8 @@
 //! indexed in SQLite ([`db`]), kept within budget ([`retention`]) and recovered after a crash
 //! ([`recovery`]). [`live`] fans a camera out to viewers, [`web`] serves the API and UI
 //! ([`playback`] decrypts ranges and exports, [`snapshot`] decodes keyframes), [`serve`] ties
-//! them into the running service; [`demo`] is a built-in synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
+//! them into the running service, reporting to systemd through [`notify`]; [`doctor`] checks a hub's
+//! setup; [`demo`] is a built-in synthetic camera. See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod camera;
 pub mod clip;

@@ -142,9 +142,12 @@ fn init_logging() {
         if let Ok(journald) = tracing_journald::layer() {
             use tracing_subscriber::layer::SubscriberExt as _;
             use tracing_subscriber::util::SubscriberInitExt as _;
-            tracing_subscriber::registry().with(filter).with(journald).init();
+            tracing_subscriber::registry().with(filter).with(journald.with_field_prefix(None)).init();
             return;
         }
+        // No journald socket: plain lines on stderr, which the journal timestamps itself.
+        tracing_subscriber::fmt().with_env_filter(filter).without_time().with_ansi(false).init();
+        return;
     }
     // Colours only for a person at a terminal; log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -786,6 +786,26 @@ retention_days = 30        # motion and doorbell events (and their thumbnails)
     )
 }
 
+/// The placeholder key in `config.example.toml` (age's documentation example): installing
+/// hearth puts that file at `/etc/hearth/config.toml`, and nobody must record to it.
+pub const EXAMPLE_RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+/// Whether the file at `path` is a config `hearth init` has not made yet: one whose
+/// `crypto.recipient` is still [`EXAMPLE_RECIPIENT`]. `init` may replace such a file.
+pub fn is_uninitialised_example(path: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Partial {
+        crypto: Option<PartialCrypto>,
+    }
+    #[derive(Deserialize)]
+    struct PartialCrypto {
+        recipient: Option<String>,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    let Ok(partial) = toml::from_str::<Partial>(&text) else { return false };
+    partial.crypto.and_then(|c| c.recipient).as_deref() == Some(EXAMPLE_RECIPIENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,10 +865,12 @@ max_bytes = "50GB"
         // The example points at a secret file that exists on a real install; provide one.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("front-door"), "secret\n").unwrap();
+        std::fs::write(dir.path().join("front-door-hook"), "a long webhook token\n").unwrap();
         let text = include_str!("../config.example.toml")
-            .replace("/etc/hearth/secrets/front-door", &dir.path().join("front-door").display().to_string());
+            .replace("/etc/hearth/secrets/", &format!("{}/", dir.path().display()));
         let config = parse(&text).unwrap();
         assert!(!config.cameras.is_empty());
+        assert!(config.cameras[0].motion.is_some() && config.cameras[0].hook_token.is_some());
     }
 
     #[test]
@@ -921,5 +943,18 @@ max_bytes = "50GB"
         assert_eq!(config.data_dir, Path::new("/srv/hearth"));
         assert_eq!(config.crypto.recipient, RECIPIENT);
         assert!(config.cameras.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_example_is_recognised_as_uninitialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = dir.path().join("example.toml");
+        std::fs::write(&example, include_str!("../config.example.toml")).unwrap();
+        assert!(is_uninitialised_example(&example));
+        let real = dir.path().join("real.toml");
+        let recipient = "age1z9kvl9xqk6wdlcyq6nuxk8ec0ltqkfyhzjtymvw3zfmctq6nq6nsadd0k0";
+        std::fs::write(&real, initial_config_text(dir.path(), recipient)).unwrap();
+        assert!(!is_uninitialised_example(&real));
+        assert!(!is_uninitialised_example(&dir.path().join("missing.toml")));
     }
 }

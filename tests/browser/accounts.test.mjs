@@ -250,6 +250,20 @@ test('a viewer sees no trace of a camera without a grant', { timeout: 90_000 }, 
     // The garage page says there is no such camera, as for any unknown name.
     await p.goto('#/camera/garage');
     await page.locator('[data-testid="camera-not-found"]').waitFor();
+
+    // Taking the grant away cuts the live video at once; the session stays, the grid empties.
+    await p.goto('#/');
+    const video = page.locator('[data-testid="camera-card"][data-camera="door"] [data-testid="live-video"]');
+    await page.locator('[data-testid="camera-card"] [data-testid="live-video"][data-state="playing"]').waitFor({ timeout: 20_000 });
+    await video.evaluate((v) => {
+      window.liveStates = [];
+      new MutationObserver(() => window.liveStates.push(v.dataset.state)).observe(v, { attributes: true, attributeFilter: ['data-state'] });
+    });
+    await hub.api.put(`api/users/${NEIGHBOUR.name}/grants`, []);
+    await page.waitForFunction(() => window.liveStates.includes('ended'), null, { timeout: 3000 });
+    await page.locator('[data-testid="no-cameras"]').waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('[data-testid="login-screen"]').count(), 0, 'still logged in');
+    await hub.api.put(`api/users/${NEIGHBOUR.name}/grants`, [{ camera: 'door', live: true }]);
     checkPage(p);
   } finally {
     await p.close();
@@ -391,5 +405,46 @@ test('when an admin requires 2FA, an account without it is taken to the set-up f
     // The owner's API session predates the requirement, so it may lift it again.
     await hub.api.put('api/settings', { require_2fa: false });
     await Promise.all([owner.close(), p.close()]);
+  }
+});
+
+test('the login form shows the throttle wait and allows a try after it', { timeout: 60_000 }, async (t) => {
+  const p = await openPage(browser, hub.base, {}, { login: null });
+  try {
+    const { page } = p;
+    await p.goto('#/');
+    await page.locator('[data-testid="login-screen"]').waitFor();
+    // Failed logins from this address until the hub makes it wait at least 3 s.
+    const retryAfter = await page.evaluate(async () => {
+      const attempt = () => fetch('api/login', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: 'mallory', password: 'not anybody\u2019s password' }),
+      });
+      for (let i = 0; i < 12; i++) {
+        const res = await attempt();
+        if (res.status === 429) {
+          const wait = Number(res.headers.get('Retry-After'));
+          if (wait >= 3) return wait;
+          await new Promise((r) => setTimeout(r, wait * 1000 + 100));
+        }
+      }
+      return null;
+    });
+    assert.ok(retryAfter >= 3, `never throttled for 3 s or more: ${retryAfter}`);
+    await page.locator('[data-testid="login-username"]').fill('mallory');
+    await page.locator('[data-testid="login-password"]').fill('still not a password');
+    await page.locator('[data-testid="login-submit"]').click();
+    const error = page.locator('[data-testid="login-error"][data-wait]');
+    await error.waitFor();
+    t.diagnostic(await error.innerText());
+    assert.match(await error.innerText(), /Too many failed attempts\. Try again in \d+ s\./);
+    assert.equal(await page.locator('[data-testid="login-submit"]').isDisabled(), true);
+    await screenshot(page, 'login-throttled');
+    // Once the wait is over, the form works again (and a good login clears the counters).
+    await page.locator('[data-testid="login-submit"]:not([disabled])').waitFor({ timeout: 20_000 });
+    await logIn(page, OWNER);
+    checkPage(p);
+  } finally {
+    await p.close();
   }
 });

@@ -71,7 +71,11 @@ export async function errorFrom(res) {
     }
   } catch { /* not JSON */ }
   if (res.status === 423 && code === `http_423`) code = 'locked';
-  return new ApiError(res.status, code, message);
+  const err = new ApiError(res.status, code, message);
+  // 429: how many seconds until the hub listens again.
+  const retry = Number(res.headers.get('Retry-After'));
+  if (retry > 0) err.retryAfter = retry;
+  return err;
 }
 
 /** JSON request. Resolves to the parsed body (null for 204); rejects with ApiError. */

@@ -104,8 +104,7 @@ export function loginScreen({ notice, onLoggedIn }) {
         say(code.input.value ? '' : 'Enter the code from your authenticator app.');
         code.input.focus();
       } else if (e.code === 'too_many_attempts') {
-        const m = /(\d+)\s*s/.exec(e.message);
-        wait(m ? Number(m[1]) : 30);
+        wait(e.retryAfter || 30);
       } else if (e.code === 'login_failed') {
         say('Wrong user name, password or code.');
         code.input.value = '';

@@ -132,6 +132,7 @@ test('login with password and TOTP enrolled through the UI', { timeout: 90_000 }
     await screenshot(page, 'totp-enrol');
     await page.locator('[data-testid="totp-code"]').fill(totp(secret));
     await page.locator('[data-testid="totp-confirm"]').click();
+    await page.locator('[data-testid="recovery-codes"] li').first().waitFor();
     const codes = await page.locator('[data-testid="recovery-codes"] li').allInnerTexts();
     assert.equal(codes.length, 10, 'ten recovery codes, shown once');
     assert.ok(codes.every((c) => /^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/.test(c.trim())), codes.join(' '));

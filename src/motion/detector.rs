@@ -5,7 +5,13 @@
 //!   leaves and slow shadows fade into the background rather than triggering forever;
 //! - **per-pixel threshold** on the difference from the background, after removing the
 //!   frame's **global brightness shift** (a cloud, dusk, auto-exposure): a uniform change moves
-//!   every pixel alike and is subtracted out;
+//!   every pixel alike and is subtracted out. While the light is changing, the background
+//!   follows it quickly and clipped pixels (black or white, which cannot follow) do not count;
+//! - **stopped objects and ghosts**: only pixels that differ from the background *and* changed
+//!   since the previous analysed frame are motion. A parked car, or the spot a visitor just
+//!   left (whose old look lingers in the background), differs but does not change: it is not
+//!   motion, and it is learnt into the background quickly. So an event ends when the movement
+//!   ends, not when the slow average catches up;
 //! - **abrupt global changes** (the camera switching to infrared, lights on): when most of the
 //!   region changes at once, the background is re-learnt from this frame and nothing fires;
 //! - **minimum changed area**, so noise and insects do not count;
@@ -85,18 +91,34 @@ pub enum Update {
 /// What a single frame looked like (for tests and tuning).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FrameAnalysis {
-    /// Fraction of the watched region that changed.
+    /// Fraction of the watched region that is moving: differs from the background and
+    /// changed since the previous analysed frame.
     pub changed: f32,
     pub bbox: BoundingBox,
     /// The frame was treated as a global lighting change.
     pub global: bool,
+    /// Mean brightness difference from the background (the lighting drift).
+    pub shift: f32,
 }
+
+/// A mean shift beyond this many levels means the light is changing.
+const LIGHT_CHANGING: f32 = 3.0;
+/// Background learning rate while the light changes: keep up with it.
+const FAST_LEARNING: f32 = 0.5;
+/// Pixel values this close to black or white are clipped: they cannot follow a light change.
+const CLIPPED: u8 = 8;
+/// Learning rate for changed pixels that did not change since the previous analysed frame:
+/// about two seconds at 5 fps to absorb a stopped object or a ghost.
+const STILL_LEARNING: f32 = 0.35;
 
 pub struct Detector {
     config: DetectorConfig,
     width: usize,
     height: usize,
     background: Vec<f32>,
+    /// The previous analysed frame, and which of its pixels differed from the background.
+    previous: Vec<u8>,
+    foreground: Vec<bool>,
     /// Pixels that count (inside a zone, outside every mask).
     watched: Vec<bool>,
     watched_count: usize,
@@ -118,6 +140,8 @@ impl Detector {
             width,
             height,
             background: Vec::new(),
+            previous: Vec::new(),
+            foreground: vec![false; width * height],
             watched,
             watched_count,
             streak: 0,
@@ -139,15 +163,17 @@ impl Detector {
         assert_eq!(gray.len(), self.width * self.height, "frame size does not match the detector");
         if self.background.is_empty() {
             self.background = gray.iter().map(|&p| f32::from(p)).collect();
+            self.previous = gray.to_vec();
             return (FrameAnalysis::default(), None);
         }
         let analysis = self.analyse(gray);
-        self.learn(gray, analysis.global);
+        self.learn(gray, analysis);
+        self.previous.copy_from_slice(gray);
         let moving = !analysis.global && analysis.changed >= self.config.min_area;
         (analysis, self.advance(moving, analysis, time_us))
     }
 
-    fn analyse(&self, gray: &[u8]) -> FrameAnalysis {
+    fn analyse(&mut self, gray: &[u8]) -> FrameAnalysis {
         // The global brightness shift: mean difference over the watched region.
         let mut sum = 0.0f64;
         for (i, &p) in gray.iter().enumerate() {
@@ -156,12 +182,23 @@ impl Detector {
             }
         }
         let shift = (sum / self.watched_count as f64) as f32;
+        let light_changing = shift.abs() > LIGHT_CHANGING;
         let threshold = f32::from(self.config.threshold);
+        let still = threshold / 2.0;
+        let mut differing = 0usize;
         let (mut changed, mut min_x, mut min_y, mut max_x, mut max_y) = (0usize, usize::MAX, usize::MAX, 0, 0);
         for y in 0..self.height {
             for x in 0..self.width {
                 let i = y * self.width + x;
-                if self.watched[i] && (f32::from(gray[i]) - self.background[i] - shift).abs() > threshold {
+                let clipped = gray[i] <= CLIPPED || gray[i] >= 255 - CLIPPED;
+                let differs = (f32::from(gray[i]) - self.background[i] - shift).abs() > threshold;
+                self.foreground[i] = differs;
+                if light_changing && clipped || !self.watched[i] || !differs {
+                    continue;
+                }
+                differing += 1;
+                let moved = (f32::from(gray[i]) - f32::from(self.previous[i])).abs() > still;
+                if moved {
                     changed += 1;
                     min_x = min_x.min(x);
                     min_y = min_y.min(y);
@@ -181,20 +218,25 @@ impl Detector {
                 height: (max_y - min_y + 1) as f32 / self.height as f32,
             }
         };
-        FrameAnalysis { changed: fraction, bbox, global: fraction >= self.config.global_change }
+        let global = differing as f32 / self.watched_count as f32 >= self.config.global_change;
+        FrameAnalysis { changed: fraction, bbox, global, shift }
     }
 
-    fn learn(&mut self, gray: &[u8], global: bool) {
-        if global {
+    fn learn(&mut self, gray: &[u8], analysis: FrameAnalysis) {
+        if analysis.global {
             // A new lighting regime: start over from what the camera sees now.
             for (b, &p) in self.background.iter_mut().zip(gray) {
                 *b = f32::from(p);
             }
             return;
         }
-        let rate = self.config.learning_rate;
-        for (b, &p) in self.background.iter_mut().zip(gray) {
-            *b += (f32::from(p) - *b) * rate;
+        let base = if analysis.shift.abs() > LIGHT_CHANGING { FAST_LEARNING } else { self.config.learning_rate };
+        let still = f32::from(self.config.threshold) / 2.0;
+        for i in 0..gray.len() {
+            let p = f32::from(gray[i]);
+            let unmoved = (p - f32::from(self.previous[i])).abs() <= still;
+            let rate = if self.foreground[i] && unmoved { base.max(STILL_LEARNING) } else { base };
+            self.background[i] += (p - self.background[i]) * rate;
         }
     }
 
@@ -317,11 +359,40 @@ mod tests {
     }
 
     #[test]
+    fn an_object_that_stops_ends_its_event_and_leaves_no_ghost() {
+        let mut detector = Detector::new(DetectorConfig::default(), W, H);
+        // Moves for 10 frames, stands still for 20 (a parcel put down), then is taken away.
+        let frames = (0..80).map(|i| match i {
+            0..10 => scene(0, None),
+            10..20 => scene(0, Some((2 * (i - 10), 10))),
+            20..40 => scene(0, Some((20, 10))),
+            40..50 => scene(0, Some((20 + 2 * (i - 40), 10))),
+            _ => scene(0, None),
+        });
+        let updates = run(&mut detector, frames);
+        let kinds: Vec<(usize, bool)> =
+            updates.iter().map(|(i, u)| (*i, matches!(u, Update::Started { .. }))).collect();
+        assert_eq!(kinds.len(), 4, "two events, each ended: {updates:?}");
+        assert!(kinds[1].0 < 40, "the first ends while the parcel stands still: {kinds:?}");
+        let Update::Ended { time_us, .. } = updates[3].1 else { panic!() };
+        assert!(time_us <= 51 * FRAME_US, "no ghost keeps the second going: {updates:?}");
+    }
+
+    #[test]
     fn a_static_scene_and_a_brightness_ramp_are_quiet() {
         let mut detector = Detector::new(DetectorConfig::default(), W, H);
-        // A cloud in 10 s: brightness falls by 50 levels, one a frame.
-        let frames = (0..50).map(|i| scene(-i, None)).chain((0..20).map(|_| scene(-50, None)));
+        // Sunset in 10 s: brightness falls by 100 levels, 2 a frame; the darkest parts of the
+        // scene clip at black on the way.
+        let frames = (0..50).map(|i| scene(-2 * i, None)).chain((0..20).map(|_| scene(-100, None)));
         assert_eq!(run(&mut detector, frames), vec![]);
+    }
+
+    #[test]
+    fn motion_during_a_light_change_is_still_seen() {
+        let mut detector = Detector::new(DetectorConfig::default(), W, H);
+        let frames = (0..40).map(|i| scene(-i, if (10..30).contains(&i) { Some((2 * i as usize, 10)) } else { None }));
+        let updates = run(&mut detector, frames);
+        assert!(matches!(updates.first(), Some((11, Update::Started { .. }))), "{updates:?}");
     }
 
     #[test]

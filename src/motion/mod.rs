@@ -11,7 +11,7 @@
 //! Cost: the decoder must decode every reference frame of the stream it watches. For a
 //! 1080p main stream that is a large share of a Pi core; a camera's low-resolution
 //! sub-stream (`sub_url`, not yet supported: motion currently watches the main stream) is the
-//! way to keep it at a few percent. Non-reference frames are skipped.
+//! way to keep it at a few percent.
 
 pub mod detector;
 
@@ -155,7 +155,6 @@ impl Worker {
         if stale {
             let codec = ffmpeg::decoder::find(codec_id).ok_or(SnapshotError::CodecMissing("decoder"))?;
             let mut decoder = ffmpeg::codec::Context::new_with_codec(codec).decoder().video().map_err(ff("decoder"))?;
-            decoder.skip_frame(ffmpeg::Discard::NonReference);
             self.decoder = Some((frame.sample_entry.clone(), decoder));
         }
         let (_, decoder) = self.decoder.as_mut().expect("set above");
@@ -170,7 +169,7 @@ impl Worker {
         }
         for decoded in ready {
             let interval_us = (1e6 / self.config.fps.max(0.1)) as i64;
-            if frame.time_us - self.last_analysed_us < interval_us * 9 / 10 {
+            if frame.time_us.saturating_sub(self.last_analysed_us) < interval_us * 9 / 10 {
                 continue;
             }
             self.last_analysed_us = frame.time_us;
@@ -189,7 +188,10 @@ impl Worker {
         for row in 0..height {
             pixels.extend_from_slice(&plane[row * stride..row * stride + width]);
         }
-        let (_, update) = detector.process(&pixels, time_us);
+        let (analysis, update) = detector.process(&pixels, time_us);
+        if analysis.changed > 0.0 {
+            tracing::trace!(camera = %self.camera, changed = analysis.changed, shift = analysis.shift, global = analysis.global, "motion frame");
+        }
         match update {
             Some(Update::Started { time_us, score, bbox }) => {
                 let thumbnail = crate::snapshot::encode_jpeg(decoded, THUMBNAIL_WIDTH).ok();

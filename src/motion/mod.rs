@@ -154,7 +154,7 @@ impl Worker {
         let stale = self.decoder.as_ref().is_none_or(|(entry, _)| *entry != frame.sample_entry);
         if stale {
             let codec = ffmpeg::decoder::find(codec_id).ok_or(SnapshotError::CodecMissing("decoder"))?;
-            let mut decoder = ffmpeg::codec::Context::new_with_codec(codec).decoder().video().map_err(ff("decoder"))?;
+            let decoder = ffmpeg::codec::Context::new_with_codec(codec).decoder().video().map_err(ff("decoder"))?;
             self.decoder = Some((frame.sample_entry.clone(), decoder));
         }
         let (_, decoder) = self.decoder.as_mut().expect("set above");

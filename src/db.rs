@@ -200,8 +200,7 @@ const MIGRATIONS: &[&str] = &[
         created_us INTEGER NOT NULL,
         last_seen_us INTEGER NOT NULL,
         address TEXT NOT NULL,
-        user_agent TEXT NOT NULL,
-        enroll_only INTEGER NOT NULL DEFAULT 0
+        user_agent TEXT NOT NULL
     );
     CREATE INDEX sessions_user ON sessions (user_id);
     CREATE TABLE settings (

@@ -12,7 +12,8 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	gstreamer1.0-libav gstreamer1.0-x \
 	chromium curl \
-	systemd dpkg-dev
+	systemd dpkg-dev \
+	mosquitto mosquitto-clients
 # cargo-deb builds the .deb (`make deb`); the packaging test inspects one.
 CARGO_DEB_VERSION := 3.8.0
 

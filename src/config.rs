@@ -110,7 +110,41 @@ pub struct Config {
     pub web: WebConfig,
     pub audit: AuditConfig,
     pub events: EventsConfig,
+    /// The household's MQTT broker, when configured.
+    pub mqtt: Option<MqttConfig>,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[mqtt]`: where events are published (see `mqtt.rs`).
+#[derive(Clone, PartialEq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, verified against `ca_file` (PEM) or the system's roots.
+    pub tls: bool,
+    pub ca_pem: Option<Vec<u8>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub topic_prefix: String,
+    /// Home Assistant discovery prefix; `None` turns discovery off.
+    pub discovery_prefix: Option<String>,
+    /// Publish a JPEG of the moment with each event (and a camera entity for it).
+    pub snapshots: bool,
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("topic_prefix", &self.topic_prefix)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("snapshots", &self.snapshots)
+            .finish()
+    }
 }
 
 /// Motion, doorbell and webhook events.
@@ -263,6 +297,7 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     events: RawEvents,
+    mqtt: Option<RawMqtt>,
     #[serde(default)]
     camera: Vec<RawCamera>,
 }
@@ -331,6 +366,31 @@ impl Default for RawEvents {
 
 fn default_events_retention_days() -> u32 {
     30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_topic_prefix")]
+    topic_prefix: String,
+    #[serde(default = "yes")]
+    discovery: bool,
+    #[serde(default = "default_discovery_prefix")]
+    discovery_prefix: String,
+    #[serde(default = "yes")]
+    snapshots: bool,
+}
+
+fn default_topic_prefix() -> String {
+    "hearth".into()
+}
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
 }
 
 #[derive(Deserialize)]
@@ -500,6 +560,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         return Err(ConfigError::invalid("events.retention_days", "must be between 1 and 3650"));
     }
     let events = EventsConfig { retention_days: raw.events.retention_days };
+    let mqtt = raw.mqtt.map(|m| validate_mqtt(m, config_dir)).transpose()?;
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -511,7 +572,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         }
         cameras.push(camera);
     }
-    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, events, cameras })
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, events, mqtt, cameras })
 }
 
 fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
@@ -591,6 +652,78 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
         tls: raw.tls,
         tls_cert: absolute(raw.tls_cert),
         tls_key: absolute(raw.tls_key),
+    })
+}
+
+fn validate_mqtt(raw: RawMqtt, config_dir: &Path) -> Result<MqttConfig, ConfigError> {
+    let text =
+        raw.url.ok_or_else(|| ConfigError::invalid("mqtt.url", "missing (e.g. \"mqtt://192.168.1.10:1883\")"))?;
+    let url = url::Url::parse(&text).map_err(|e| ConfigError::invalid("mqtt.url", format!("not a valid URL: {e}")))?;
+    let tls = match url.scheme() {
+        "mqtt" => false,
+        "mqtts" => true,
+        _ => return Err(ConfigError::invalid("mqtt.url", "must start with mqtt:// or mqtts://")),
+    };
+    let host =
+        url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| ConfigError::invalid("mqtt.url", "has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    // Nothing leaves the house: a broker on the internet is refused outright.
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let private = DEFAULT_ALLOWED_NETWORKS
+            .iter()
+            .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
+            .any(|n| n.contains(&crate::lan::canonical(ip)));
+        if !private {
+            return Err(ConfigError::invalid("mqtt.url", "the broker must be on your own network (a private address)"));
+        }
+    }
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid("mqtt.password_file", "set either password or password_file, not both"))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => Some(read_secret_file("mqtt.password_file", &file, config_dir)?),
+        (None, None) => None,
+    };
+    if password.is_some() && raw.username.is_none() {
+        return Err(ConfigError::invalid("mqtt.username", "missing, but a password is set"));
+    }
+    let ca_pem = match raw.ca_file {
+        Some(file) => {
+            let path = if file.is_absolute() { file } else { config_dir.join(file) };
+            Some(
+                std::fs::read(&path)
+                    .map_err(|e| ConfigError::invalid("mqtt.ca_file", format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    if ca_pem.is_some() && !tls {
+        return Err(ConfigError::invalid("mqtt.ca_file", "only used with mqtts:// URLs"));
+    }
+    let valid_prefix = |p: &str| !p.is_empty() && !p.contains(['#', '+']) && !p.starts_with('/') && !p.ends_with('/');
+    if !valid_prefix(&raw.topic_prefix) {
+        return Err(ConfigError::invalid(
+            "mqtt.topic_prefix",
+            "must be a topic without wildcards or leading/trailing '/'",
+        ));
+    }
+    if !valid_prefix(&raw.discovery_prefix) {
+        return Err(ConfigError::invalid(
+            "mqtt.discovery_prefix",
+            "must be a topic without wildcards or leading/trailing '/'",
+        ));
+    }
+    Ok(MqttConfig {
+        host,
+        port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
+        tls,
+        ca_pem,
+        username: raw.username,
+        password,
+        topic_prefix: raw.topic_prefix,
+        discovery_prefix: raw.discovery.then_some(raw.discovery_prefix),
+        snapshots: raw.snapshots,
     })
 }
 
@@ -766,6 +899,12 @@ retention_days = 365       # who watched what, kept this long
 [events]
 retention_days = 30        # motion and doorbell events (and their thumbnails)
 
+# [mqtt]                   # optional: events to your own broker, Home Assistant discovery
+# url = "mqtt://192.168.1.10:1883"   # mqtts:// for TLS (with ca_file = "broker-ca.pem")
+# username = "hearth"
+# password_file = "/etc/hearth/secrets/mqtt"
+# snapshots = true         # a JPEG with each event (your broker's users can see it)
+
 # [[camera]]
 # name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
 # url = "rtsp://192.168.1.20:554/stream1"
@@ -904,6 +1043,14 @@ max_bytes = "50GB"
         assert_eq!(error_key(&minimal("[web]\nhostnames = [\"a b\"]\n")), "web.hostnames[0]");
         assert_eq!(error_key(&minimal("[web]\nsession_idle_hours = 0\n")), "web.session_idle_hours");
         assert_eq!(error_key(&minimal("[audit]\nretention_days = 0\n")), "audit.retention_days");
+        assert_eq!(error_key(&minimal("[mqtt]\nurl = \"mqtt://8.8.8.8\"\n")), "mqtt.url", "no broker on the internet");
+        assert_eq!(error_key(&minimal("[mqtt]\nurl = \"http://10.0.0.2\"\n")), "mqtt.url");
+        assert_eq!(
+            error_key(&minimal("[mqtt]\nurl = \"mqtt://10.0.0.2\"\ntopic_prefix = \"a/#\"\n")),
+            "mqtt.topic_prefix"
+        );
+        let mqtt = parse(&minimal("[mqtt]\nurl = \"mqtts://10.0.0.2\"\ndiscovery = false\n")).unwrap().mqtt.unwrap();
+        assert_eq!((mqtt.port, mqtt.tls, mqtt.discovery_prefix), (8883, true, None));
         let web = parse(&minimal("[web]\nallowed_networks = [\"192.168.1.7\", \"fd00::/8\"]\n")).unwrap().web;
         assert_eq!(web.allowed_networks, vec!["192.168.1.7/32".parse().unwrap(), "fd00::/8".parse().unwrap()]);
         let defaults = parse(&minimal("")).unwrap();

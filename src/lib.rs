@@ -25,6 +25,7 @@ pub mod events;
 pub mod lan;
 pub mod live;
 pub mod motion;
+pub mod mqtt;
 pub mod mux;
 pub mod notify;
 pub mod playback;

@@ -255,6 +255,16 @@ impl Service {
             cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx, live });
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));
+        let cameras = Arc::new(cameras);
+        if let Some(mqtt) = &config.mqtt {
+            ingest.spawn(crate::mqtt::run(
+                mqtt.clone(),
+                cameras.clone(),
+                events.clone(),
+                egress.clone(),
+                shutdown.clone(),
+            ));
+        }
         ingest.spawn(housekeeping_loop(
             accounts.clone(),
             audit.clone(),
@@ -268,7 +278,7 @@ impl Service {
         let state = AppState {
             config: config.clone(),
             index: index.clone(),
-            cameras: Arc::new(cameras),
+            cameras,
             unlock: Arc::new(Unlock::new(recipient, auto_lock, identity)),
             accounts,
             audit,

@@ -255,6 +255,28 @@ pub struct CameraConfig {
     pub motion: Option<crate::motion::MotionConfig>,
     /// Secret a device presents to `POST /api/hooks/{camera}/{kind}` (none: no webhook).
     pub hook_token: Option<String>,
+    /// The camera's ONVIF event service, when it has one (motion and doorbell events).
+    pub onvif: Option<OnvifConfig>,
+}
+
+/// `[camera.onvif]`: where to subscribe to a camera's own events (PullPoint).
+#[derive(Clone, PartialEq)]
+pub struct OnvifConfig {
+    /// The device service, e.g. `http://192.168.1.20/onvif/device_service`.
+    pub url: url::Url,
+    /// WS-Security UsernameToken credentials (default: the camera's RTSP ones).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for OnvifConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnvifConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl fmt::Debug for CameraConfig {
@@ -269,6 +291,7 @@ impl fmt::Debug for CameraConfig {
             .field("max_bytes", &self.max_bytes)
             .field("motion", &self.motion)
             .field("hook_token", &self.hook_token.as_ref().map(|_| "<redacted>"))
+            .field("onvif", &self.onvif)
             .finish()
     }
 }
@@ -517,6 +540,16 @@ struct RawCamera {
     motion: Option<RawMotion>,
     hook_token: Option<String>,
     hook_token_file: Option<PathBuf>,
+    onvif: Option<RawOnvif>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnvif {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -653,6 +686,43 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
         tls_cert: absolute(raw.tls_cert),
         tls_key: absolute(raw.tls_key),
     })
+}
+
+fn validate_onvif(
+    key: &str,
+    raw: RawOnvif,
+    camera_username: &Option<String>,
+    camera_password: &Option<String>,
+    config_dir: &Path,
+) -> Result<OnvifConfig, ConfigError> {
+    let text = raw.url.ok_or_else(|| {
+        ConfigError::invalid(format!("{key}.url"), "missing (e.g. \"http://192.168.1.20/onvif/device_service\")")
+    })?;
+    let url = url::Url::parse(&text)
+        .map_err(|e| ConfigError::invalid(format!("{key}.url"), format!("not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(format!("{key}.url"), "must be an http:// or https:// URL with a host"));
+    }
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.password_file"),
+                "set either password or password_file, not both",
+            ))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => Some(read_secret_file(&format!("{key}.password_file"), &file, config_dir)?),
+        (None, None) => None,
+    };
+    // The camera's own RTSP credentials are the usual ONVIF ones too.
+    let (username, password) = match (raw.username, password) {
+        (Some(u), p) => (Some(u), p),
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(format!("{key}.username"), "missing, but a password is set"))
+        }
+        (None, None) => (camera_username.clone(), camera_password.clone()),
+    };
+    Ok(OnvifConfig { url, username, password })
 }
 
 fn validate_mqtt(raw: RawMqtt, config_dir: &Path) -> Result<MqttConfig, ConfigError> {
@@ -813,6 +883,10 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
         (None, Some(file)) => Some(read_secret_file(&key("hook_token_file"), &file, config_dir)?),
         (None, None) => None,
     };
+    let onvif = match raw.onvif {
+        Some(onvif) => Some(validate_onvif(&key("onvif"), onvif, &raw.username, &password, config_dir)?),
+        None => None,
+    };
     if hook_token.as_ref().is_some_and(|t| t.len() < 16) {
         return Err(ConfigError::invalid(key("hook_token"), "must be at least 16 characters (it is a password)"));
     }
@@ -826,6 +900,7 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
         max_bytes: raw.max_bytes,
         motion,
         hook_token,
+        onvif,
     })
 }
 

@@ -246,6 +246,8 @@ pub struct CryptoConfig {
 pub struct CameraConfig {
     pub name: String,
     pub url: url::Url,
+    /// A low-resolution second stream of the same camera, used for motion detection only.
+    pub sub_url: Option<url::Url>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub transport: Transport,
@@ -284,6 +286,7 @@ impl fmt::Debug for CameraConfig {
         f.debug_struct("CameraConfig")
             .field("name", &self.name)
             .field("url", &redacted_url(&self.url))
+            .field("sub_url", &self.sub_url.as_ref().map(redacted_url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("transport", &self.transport)
@@ -529,6 +532,7 @@ fn default_identity_file() -> PathBuf {
 struct RawCamera {
     name: Option<String>,
     url: Option<String>,
+    sub_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
@@ -857,6 +861,17 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::invalid(key("url"), "has no host"));
     }
+    let sub_url = match raw.sub_url {
+        Some(text) => {
+            let sub = url::Url::parse(&text)
+                .map_err(|e| ConfigError::invalid(key("sub_url"), format!("not a valid URL: {e}")))?;
+            if !matches!(sub.scheme(), "rtsp" | "rtsps") || sub.host_str().is_none_or(str::is_empty) {
+                return Err(ConfigError::invalid(key("sub_url"), "must be an rtsp:// URL with a host"));
+            }
+            Some(sub)
+        }
+        None => None,
+    };
     let password = match (raw.password, raw.password_file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::invalid(key("password_file"), "set either password or password_file, not both"))
@@ -883,6 +898,9 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
         (None, Some(file)) => Some(read_secret_file(&key("hook_token_file"), &file, config_dir)?),
         (None, None) => None,
     };
+    if sub_url.is_some() && motion.is_none() {
+        return Err(ConfigError::invalid(key("sub_url"), "is only used for motion detection: add [camera.motion]"));
+    }
     let onvif = match raw.onvif {
         Some(onvif) => Some(validate_onvif(&key("onvif"), onvif, &raw.username, &password, config_dir)?),
         None => None,
@@ -893,6 +911,7 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     Ok(CameraConfig {
         name,
         url,
+        sub_url,
         username: raw.username,
         password,
         transport: raw.transport,
@@ -1119,6 +1138,9 @@ max_bytes = "50GB"
         assert_eq!(error_key(&minimal("[web]\nsession_idle_hours = 0\n")), "web.session_idle_hours");
         assert_eq!(error_key(&minimal("[audit]\nretention_days = 0\n")), "audit.retention_days");
         assert_eq!(error_key(&minimal("[mqtt]\nurl = \"mqtt://8.8.8.8\"\n")), "mqtt.url", "no broker on the internet");
+        let sub = "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/main\"\nsub_url = \"rtsp://h/sub\"\n";
+        assert_eq!(error_key(&minimal(sub)), "camera[0].sub_url", "a sub-stream without motion is pointless");
+        assert!(parse(&minimal(&format!("{sub}[camera.motion]\n"))).unwrap().cameras[0].sub_url.is_some());
         assert_eq!(error_key(&minimal("[mqtt]\nurl = \"http://10.0.0.2\"\n")), "mqtt.url");
         assert_eq!(
             error_key(&minimal("[mqtt]\nurl = \"mqtt://10.0.0.2\"\ntopic_prefix = \"a/#\"\n")),

@@ -242,6 +242,16 @@ impl Service {
                 }
                 None => None,
             };
+            // With a sub-stream, motion watches it instead of the main stream (far cheaper).
+            let motion = match (&camera.sub_url, motion) {
+                (Some(sub_url), Some(sink)) => {
+                    let task =
+                        camera::run_substream(camera.clone(), sub_url.clone(), sink, egress.clone(), shutdown.clone());
+                    ingest.spawn(task);
+                    None
+                }
+                (_, motion) => motion,
+            };
             ingest.spawn(camera::run(
                 camera.clone(),
                 recorder,

@@ -36,6 +36,7 @@ fn time_of(log: &Path, what: &str) -> Option<i64> {
 
 struct Scene {
     _server: RtspServer,
+    _main: Option<RtspServer>,
     hub: Hub,
     owner: WebClient,
     log: std::path::PathBuf,
@@ -44,6 +45,12 @@ struct Scene {
 /// A hub watching one camera with motion detection, playing `scene`, until the scene logged
 /// `until` (plus a few seconds for the event to end).
 fn play(scene: &str, motion_extra: &str, box_y: f32, until: &str) -> Scene {
+    play_on(scene, motion_extra, box_y, until, false)
+}
+
+/// `play`, with the scene as the camera's sub-stream (`sub_url`) when `sub` (the main stream
+/// is then an unrelated moving pattern that motion detection must not look at).
+fn play_on(scene: &str, motion_extra: &str, box_y: f32, until: &str, sub: bool) -> Scene {
     require_gst();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.keep().join("scene.log");
@@ -54,8 +61,14 @@ fn play(scene: &str, motion_extra: &str, box_y: f32, until: &str) -> Scene {
         ..RtspServerOptions::default()
     };
     let server = RtspServer::start(options);
-    let extra = format!("[camera.motion]\nfps = 5\n{motion_extra}");
-    let mut hub = Hub::new("clip_seconds = 4", &[CameraSpec { name: "porch".into(), url: server.url(), extra }]);
+    let main =
+        sub.then(|| RtspServer::start(RtspServerOptions { pattern: "ball".into(), ..RtspServerOptions::default() }));
+    let (url, sub_line) = match &main {
+        Some(main) => (main.url(), format!("sub_url = \"{}\"\n", server.url())),
+        None => (server.url(), String::new()),
+    };
+    let extra = format!("{sub_line}[camera.motion]\nfps = 5\n{motion_extra}");
+    let mut hub = Hub::new("clip_seconds = 4", &[CameraSpec { name: "porch".into(), url, extra }]);
     hub.start();
     let url = hub.web_url();
     let owner = hub.login(&url);
@@ -66,7 +79,7 @@ fn play(scene: &str, motion_extra: &str, box_y: f32, until: &str) -> Scene {
     }
     // The event ends after 10 quiet analysed frames (2 s).
     std::thread::sleep(Duration::from_secs(4));
-    Scene { _server: server, hub, owner, log }
+    Scene { _server: server, _main: main, hub, owner, log }
 }
 
 fn motion_events(owner: &WebClient) -> Vec<Value> {
@@ -77,7 +90,7 @@ fn motion_events(owner: &WebClient) -> Vec<Value> {
 
 #[test]
 fn a_box_crossing_the_scene_is_one_event_within_a_frame_or_two() {
-    let Scene { _server, mut hub, owner, log } = play("motion", "", 0.6, "gone");
+    let Scene { _server, mut hub, owner, log, .. } = play("motion", "", 0.6, "gone");
     let events = motion_events(&owner);
     assert_eq!(events.len(), 1, "exactly one event for one crossing: {events:?}\n{}", hub.log());
     let event = &events[0];
@@ -100,6 +113,22 @@ fn a_box_crossing_the_scene_is_one_event_within_a_frame_or_two() {
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
     assert_eq!(owner.send_json("POST", "api/lock", Value::Null).0, 204);
     assert_eq!(fetch(owner.get(&format!("api/events/{}/thumbnail.jpg", event["id"]))).0, 423);
+    hub.stop();
+}
+
+#[test]
+fn motion_watches_the_sub_stream_when_there_is_one() {
+    // The main stream's ball moves all the time; the sub-stream shows one crossing.
+    let Scene { _server, mut hub, owner, log, .. } = play_on("motion", "", 0.6, "gone", true);
+    let events = motion_events(&owner);
+    assert_eq!(events.len(), 1, "one crossing on the sub-stream: {events:?}\n{}", hub.log());
+    let start = events[0]["start_us"].as_i64().unwrap();
+    assert!((start - time_of(&log, "moving").unwrap()).abs() <= TOLERANCE_US);
+    let (_, connections) = owner.send_json("GET", "api/connections", Value::Null);
+    let sub_port = format!("127.0.0.1:{}", _server.port());
+    let open = connections["open"].as_array().unwrap();
+    assert!(open.iter().any(|c| c["remote"] == sub_port.as_str()), "the sub-stream is listed: {connections}");
+    assert!(connections["allowed"].as_array().unwrap().iter().any(|c| c["address"] == sub_port.as_str()));
     hub.stop();
 }
 

@@ -8,10 +8,9 @@
 //! dropped and the worker resumes at the next keyframe (a decoder cannot start elsewhere). So
 //! motion detection can lag or miss a moment under load, but recording never does.
 //!
-//! Cost: the decoder must decode every reference frame of the stream it watches. For a
-//! 1080p main stream that is a large share of a Pi core; a camera's low-resolution
-//! sub-stream (`sub_url`, not yet supported: motion currently watches the main stream) is the
-//! way to keep it at a few percent.
+//! Cost: the decoder must decode every frame of the stream it watches. For a 1080p main
+//! stream that is a large share of a Pi core, so a camera's low-resolution sub-stream
+//! (`sub_url`) is watched instead when configured (`camera::run_substream` feeds the sink).
 
 pub mod detector;
 

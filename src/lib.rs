@@ -28,6 +28,7 @@ pub mod motion;
 pub mod mqtt;
 pub mod mux;
 pub mod notify;
+pub mod onvif;
 pub mod playback;
 pub mod recorder;
 pub mod recovery;

@@ -262,6 +262,15 @@ impl Service {
                 motion,
                 shutdown.clone(),
             ));
+            if let Some(onvif) = &camera.onvif {
+                ingest.spawn(crate::onvif::run(
+                    camera.name.clone(),
+                    onvif.clone(),
+                    events.clone(),
+                    egress.clone(),
+                    shutdown.clone(),
+                ));
+            }
             cameras.push(CameraHandle { name: camera.name.clone(), status: status_rx, live });
         }
         ingest.spawn(retention_loop(retention, shutdown.clone()));

@@ -8,10 +8,12 @@ import { auth } from './js/api.js';
 import { session, loadAccount, isAdmin, mayAny, logout } from './js/session.js';
 import { loginScreen, enrolScreen } from './js/login.js';
 import { lockBadge, onStatus, refreshStatus } from './js/lock.js';
+import { startLiveEvents, stopLiveEvents } from './js/events.js';
 import * as camerasPage from './js/pages/cameras.js';
 import * as cameraPage from './js/pages/camera.js';
 import * as timelinePage from './js/pages/timeline.js';
 import * as clipsPage from './js/pages/clips.js';
+import * as eventsPage from './js/pages/events.js';
 import * as storagePage from './js/pages/storage.js';
 import * as accountPage from './js/pages/account.js';
 import * as usersPage from './js/pages/users.js';
@@ -24,6 +26,7 @@ const routes = [
   { re: /^\/?$/, page: camerasPage, nav: 'cameras', title: 'Cameras' },
   { re: /^\/camera\/([^/]+)\/timeline\/?$/, page: timelinePage, nav: 'cameras', keys: ['name'], title: 'Timeline' },
   { re: /^\/camera\/([^/]+)\/?$/, page: cameraPage, nav: 'cameras', keys: ['name'], title: 'Live' },
+  { re: /^\/events\/?$/, page: eventsPage, nav: 'events', title: 'Events' },
   { re: /^\/clips\/?$/, page: clipsPage, nav: 'clips', title: 'Clips' },
   { re: /^\/storage\/?$/, page: storagePage, nav: 'storage', title: 'Storage', admin: true },
   { re: /^\/account\/?$/, page: accountPage, nav: 'account', title: 'Account' },
@@ -34,6 +37,7 @@ const routes = [
 
 const navItems = [
   { id: 'cameras', href: '#/', label: 'Cameras', icon: 'grid' },
+  { id: 'events', href: '#/events', label: 'Events', icon: 'bell' },
   { id: 'clips', href: '#/clips', label: 'Clips', icon: 'film', show: () => mayAny('playback') || mayAny('download') },
   { id: 'storage', href: '#/storage', label: 'Storage', icon: 'storage', show: isAdmin },
   { id: 'admin', href: '#/users', label: 'Admin', icon: 'shield', show: isAdmin },
@@ -184,6 +188,7 @@ let screen = null; // the login screen's controller, while it shows
 
 function leaveApp() {
   unmountPage();
+  stopLiveEvents();
   clearTimeout(statusTimer);
   screen?.destroy?.();
   screen = null;
@@ -222,6 +227,8 @@ function showApp() {
   mode = 'app';
   shell();
   pollStatus();
+  // Events as they happen (toasts, notifications), while the app shows.
+  startLiveEvents();
   route();
 }
 

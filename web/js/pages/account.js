@@ -8,6 +8,7 @@ import { onStatus, openLockDialog } from '../lock.js';
 import { session, loadAccount, isAdmin, logout, deviceName } from '../session.js';
 import { labelled, busy, totpEnrolment } from '../login.js';
 import { errorNotice, pageHead } from '../ui.js';
+import { notificationControl } from '../events.js';
 
 const ROLE = { admin: 'Admin', viewer: 'Viewer' };
 
@@ -23,7 +24,7 @@ export function mount(root) {
   }));
   const grid = h('div', { class: 'account-grid' });
   root.append(grid);
-  grid.append(passwordCard(), twoFactorCard(), sessionsCard(cleanups), privacyCard(cleanups));
+  grid.append(passwordCard(), twoFactorCard(), notificationsCard(cleanups), sessionsCard(cleanups), privacyCard(cleanups));
   return () => cleanups.forEach((c) => c());
 }
 
@@ -154,6 +155,16 @@ function sessionsCard(cleanups) {
   return h('section', { class: 'card account-card wide', 'data-testid': 'sessions-card' }, head,
     h('p', { class: 'muted small' }, 'Lost a phone or used someone else\u2019s computer? End that session here; it is logged out at once, live video included.'),
     list);
+}
+
+/** Browser notifications for events; the browser is asked only when the button is pressed. */
+function notificationsCard(cleanups) {
+  const control = notificationControl();
+  cleanups.push(() => control.destroy());
+  return h('section', { class: 'card account-card', 'data-testid': 'notifications-card' },
+    h('h2', null, 'Notifications'),
+    h('p', { class: 'muted small' }, 'While hearth is open, doorbell presses and motion show up on the page. This browser can also notify you when hearth is in the background.'),
+    control);
 }
 
 function privacyCard(cleanups) {

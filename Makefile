@@ -3,22 +3,38 @@
 
 CARGO ?= cargo
 # Debian packages: build (ffmpeg dev libs, clang for bindgen), tests (GStreamer's RTSP server
-# with x264 and AAC, ffprobe, chromium for the browser tests, curl for the TLS test).
+# with x264 and AAC, ffprobe, chromium for the browser tests, curl for the TLS test; systemd
+# for systemd-analyze and dpkg-dev for cargo-deb's dependency scan in the packaging test).
 DEB_PACKAGES := pkg-config clang libclang-dev \
 	libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev libavdevice-dev libswresample-dev \
 	ffmpeg \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	gstreamer1.0-libav gstreamer1.0-x \
-	chromium curl faketime
+	chromium curl faketime \
+	systemd dpkg-dev \
+	mosquitto mosquitto-clients
+# cargo-deb builds the .deb (`make deb`); the packaging test inspects one.
+CARGO_DEB_VERSION := 3.8.0
 
-.PHONY: deps debs build demo test bench clean
+# `sudo make install`: PREFIX for the binary and unit, DESTDIR to stage into another root (then
+# no user is created and systemd is not touched). BIN is what gets installed.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/hearth
+BIN ?= target/release/hearth
 
-deps: debs node_modules/.package-lock.json
+.PHONY: deps debs cargo-deb build demo test bench clean install uninstall deb
+
+deps: debs cargo-deb node_modules/.package-lock.json
 
 debs:
 	@scripts/deps.sh $(DEB_PACKAGES)
 	@command -v node >/dev/null || scripts/deps.sh nodejs npm
+
+cargo-deb:
+	@$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb --version $(CARGO_DEB_VERSION)
 
 # playwright-core (drives Debian's chromium; it downloads no browser). `npm ci` runs when
 # node_modules is missing or older than the lock file, and rewrites this stamp.
@@ -47,3 +63,41 @@ bench: deps
 
 clean:
 	$(CARGO) clean
+
+# Installs the binary, the systemd unit, the example config (only if there is none yet) and
+# the data dir; with no DESTDIR also the `hearth` user (debian/postinst, shared with the .deb).
+# Build first as yourself (`make build`): this target never runs cargo, so it is safe as root.
+install:
+	@test -x $(BIN) || { echo "make install: no $(BIN): run 'make build' first (as yourself, not root)"; exit 1; }
+	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/hearth
+	install -d -m 755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)/etc/hearth
+	sed -e 's|/usr/bin/hearth|$(BINDIR)/hearth|' -e 's|/usr/share/doc/hearth|$(DOCDIR)|' \
+		systemd/hearth.service > $(DESTDIR)$(UNITDIR)/hearth.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/hearth.service
+	install -m 644 README.md config.example.toml $(DESTDIR)$(DOCDIR)/
+	install -d -m 750 $(DESTDIR)/etc/hearth/secrets $(DESTDIR)/var/lib/hearth
+	test -e $(DESTDIR)/etc/hearth/config.toml || install -m 640 config.example.toml $(DESTDIR)/etc/hearth/config.toml
+	@if [ -z "$(DESTDIR)" ]; then \
+		sh debian/postinst configure; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+# Removes what `install` put in place but keeps /etc/hearth and /var/lib/hearth (your config,
+# key and recordings) unless PURGE=1.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now hearth.service 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(BINDIR)/hearth $(DESTDIR)$(UNITDIR)/hearth.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@if [ "$(PURGE)" = 1 ]; then \
+		echo "rm -rf $(DESTDIR)/etc/hearth $(DESTDIR)/var/lib/hearth"; \
+		rm -rf $(DESTDIR)/etc/hearth $(DESTDIR)/var/lib/hearth; \
+		if [ -z "$(DESTDIR)" ] && getent passwd hearth >/dev/null; then userdel hearth; fi; \
+	else \
+		echo "kept $(DESTDIR)/etc/hearth and $(DESTDIR)/var/lib/hearth (config, key, recordings): 'make uninstall PURGE=1' removes them"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# A Debian package (target/debian/hearth_*.deb) with the same unit, the example config as a
+# conffile, and debian/postinst creating the user. Install it with `sudo apt install ./target/debian/hearth_*.deb`.
+deb: deps
+	$(CARGO) deb --locked

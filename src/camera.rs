@@ -85,6 +85,7 @@ pub async fn run(
     status: watch::Sender<CameraStatus>,
     live: Arc<LiveFeed>,
     egress: crate::egress::Connections,
+    motion: Option<crate::motion::FrameSink>,
     mut shutdown: Shutdown,
 ) {
     let name = camera.name.clone();
@@ -95,7 +96,7 @@ pub async fn run(
         set_connection(&status, Connection::Connecting, None);
         let session_start = Instant::now();
         let result = tokio::select! {
-            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress) => result,
+            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress, motion.as_ref()) => result,
             _ = shutdown.recv() => Ok(()),
         };
         let reason = match &result {
@@ -208,6 +209,7 @@ async fn record_session(
     status: &watch::Sender<CameraStatus>,
     live: &LiveFeed,
     egress: &crate::egress::Connections,
+    motion: Option<&crate::motion::FrameSink>,
 ) -> Result<(), IngestError> {
     let remote = probe(&camera.url).await?;
     // Listed on the connections page for as long as this session lasts.
@@ -302,6 +304,14 @@ async fn record_session(
                         data: bytes::Bytes::copy_from_slice(frame.data()),
                     });
                 }
+                if let Some(sink) = motion {
+                    sink.offer(crate::motion::Frame {
+                        sample_entry: Arc::new(params.sample_entry.clone()),
+                        data: bytes::Bytes::copy_from_slice(frame.data()),
+                        keyframe: frame.is_random_access_point(),
+                        time_us: now,
+                    });
+                }
                 recorder.push_video(VideoFrame {
                     time_90k: frame.timestamp().elapsed(),
                     is_keyframe: frame.is_random_access_point(),
@@ -327,6 +337,107 @@ async fn record_session(
 /// `request` unless the camera takes longer than [`REQUEST_TIMEOUT`] to answer it.
 async fn answered<T>(method: &'static str, request: impl std::future::Future<Output = T>) -> Result<T, IngestError> {
     tokio::time::timeout(REQUEST_TIMEOUT, request).await.map_err(|_| IngestError::NoAnswer(method))
+}
+
+/// Keeps a session to the camera's sub-stream (`sub_url`) up for motion detection only: its
+/// frames go to `sink`, nothing is recorded. Same reconnect policy as the main stream.
+pub async fn run_substream(
+    camera: CameraConfig,
+    url: url::Url,
+    sink: crate::motion::FrameSink,
+    egress: crate::egress::Connections,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut last_logged: Option<String> = None;
+    loop {
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = substream_session(&camera, &url, &sink, &egress) => result,
+            _ = shutdown.recv() => return,
+        };
+        let reason = match result {
+            Ok(()) => "the sub-stream ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if last_logged.as_deref() != Some(&reason) {
+            tracing::warn!(camera = %camera.name, url = %redacted_url(&url), error = %reason, "motion sub-stream offline; retrying with backoff");
+            last_logged = Some(reason);
+        }
+        if started.elapsed() > BACKOFF_MAX {
+            backoff = BACKOFF_MIN;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(jittered(backoff)) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn substream_session(
+    camera: &CameraConfig,
+    url: &url::Url,
+    sink: &crate::motion::FrameSink,
+    egress: &crate::egress::Connections,
+) -> Result<(), IngestError> {
+    let remote = probe(url).await?;
+    let _registration = egress.register("camera", &camera.name, remote);
+    let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
+    let mut demuxed = open_video_session(camera, url).await?;
+    let mut entry: Option<Arc<Vec<u8>>> = None;
+    let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT; // from the last video frame
+    loop {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
+            Err(_) => return Err(IngestError::Stalled),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(rtsp(e)),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(frame) = item else { continue };
+        stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
+        if frame.has_new_parameters() || entry.is_none() {
+            let stream = &demuxed.streams()[frame.stream_id()];
+            entry = stream.parameters().and_then(video_params).map(|p| Arc::new(p.sample_entry));
+        }
+        let Some(entry) = &entry else { continue };
+        sink.offer(crate::motion::Frame {
+            sample_entry: entry.clone(),
+            data: bytes::Bytes::copy_from_slice(frame.data()),
+            keyframe: frame.is_random_access_point(),
+            time_us: crate::time::now_us(),
+        });
+    }
+}
+
+/// DESCRIBE, SETUP of the first H.264/H.265 stream only, PLAY: a video-only session.
+async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<client::Demuxed, IngestError> {
+    let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
+    let creds = camera
+        .username
+        .clone()
+        .map(|username| client::Credentials { username, password: camera.password.clone().unwrap_or_default() });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
+        .teardown(client::TeardownPolicy::Auto);
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
+    let video = session
+        .streams()
+        .iter()
+        .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
+        .ok_or(IngestError::NoVideo)?;
+    let transport = match camera.transport {
+        Transport::Tcp => client::Transport::Tcp(Default::default()),
+        Transport::Udp => client::Transport::Udp(Default::default()),
+    };
+    let setup = SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4);
+    answered("SETUP", session.setup(video, setup)).await?.map_err(rtsp)?;
+    let playing = answered("PLAY", session.play(PlayOptions::default())).await?.map_err(rtsp)?;
+    playing.demuxed().map_err(rtsp)
 }
 
 fn show_params(status: &watch::Sender<CameraStatus>, params: &VideoParams) {

@@ -109,7 +109,49 @@ pub struct Config {
     pub crypto: CryptoConfig,
     pub web: WebConfig,
     pub audit: AuditConfig,
+    pub events: EventsConfig,
+    /// The household's MQTT broker, when configured.
+    pub mqtt: Option<MqttConfig>,
     pub cameras: Vec<CameraConfig>,
+}
+
+/// `[mqtt]`: where events are published (see `mqtt.rs`).
+#[derive(Clone, PartialEq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, verified against `ca_file` (PEM) or the system's roots.
+    pub tls: bool,
+    pub ca_pem: Option<Vec<u8>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub topic_prefix: String,
+    /// Home Assistant discovery prefix; `None` turns discovery off.
+    pub discovery_prefix: Option<String>,
+    /// Publish a JPEG of the moment with each event (and a camera entity for it).
+    pub snapshots: bool,
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("topic_prefix", &self.topic_prefix)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("snapshots", &self.snapshots)
+            .finish()
+    }
+}
+
+/// Motion, doorbell and webhook events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsConfig {
+    /// Events (and their thumbnails) older than this are deleted.
+    pub retention_days: u32,
 }
 
 /// The viewer audit log.
@@ -204,11 +246,39 @@ pub struct CryptoConfig {
 pub struct CameraConfig {
     pub name: String,
     pub url: url::Url,
+    /// A low-resolution second stream of the same camera, used for motion detection only.
+    pub sub_url: Option<url::Url>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub transport: Transport,
     pub audio: bool,
     pub max_bytes: Option<ByteSize>,
+    /// Motion detection on this camera's stream, when enabled.
+    pub motion: Option<crate::motion::MotionConfig>,
+    /// Secret a device presents to `POST /api/hooks/{camera}/{kind}` (none: no webhook).
+    pub hook_token: Option<String>,
+    /// The camera's ONVIF event service, when it has one (motion and doorbell events).
+    pub onvif: Option<OnvifConfig>,
+}
+
+/// `[camera.onvif]`: where to subscribe to a camera's own events (PullPoint).
+#[derive(Clone, PartialEq)]
+pub struct OnvifConfig {
+    /// The device service, e.g. `http://192.168.1.20/onvif/device_service`.
+    pub url: url::Url,
+    /// WS-Security UsernameToken credentials (default: the camera's RTSP ones).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for OnvifConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnvifConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl fmt::Debug for CameraConfig {
@@ -216,11 +286,15 @@ impl fmt::Debug for CameraConfig {
         f.debug_struct("CameraConfig")
             .field("name", &self.name)
             .field("url", &redacted_url(&self.url))
+            .field("sub_url", &self.sub_url.as_ref().map(redacted_url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("transport", &self.transport)
             .field("audio", &self.audio)
             .field("max_bytes", &self.max_bytes)
+            .field("motion", &self.motion)
+            .field("hook_token", &self.hook_token.as_ref().map(|_| "<redacted>"))
+            .field("onvif", &self.onvif)
             .finish()
     }
 }
@@ -247,6 +321,9 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    events: RawEvents,
+    mqtt: Option<RawMqtt>,
     #[serde(default)]
     camera: Vec<RawCamera>,
 }
@@ -298,6 +375,79 @@ impl Default for RawAudit {
 
 fn default_audit_retention_days() -> u32 {
     365
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    #[serde(default = "default_events_retention_days")]
+    retention_days: u32,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        RawEvents { retention_days: default_events_retention_days() }
+    }
+}
+
+fn default_events_retention_days() -> u32 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_topic_prefix")]
+    topic_prefix: String,
+    #[serde(default = "yes")]
+    discovery: bool,
+    #[serde(default = "default_discovery_prefix")]
+    discovery_prefix: String,
+    #[serde(default = "yes")]
+    snapshots: bool,
+}
+
+fn default_topic_prefix() -> String {
+    "hearth".into()
+}
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMotion {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_motion_fps")]
+    fps: f32,
+    #[serde(default = "default_threshold")]
+    threshold: u8,
+    /// Percent of the watched area.
+    #[serde(default = "default_min_area_percent")]
+    min_area_percent: f32,
+    #[serde(default)]
+    zones: Vec<Vec<(f32, f32)>>,
+    #[serde(default)]
+    masks: Vec<Vec<(f32, f32)>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_motion_fps() -> f32 {
+    5.0
+}
+fn default_threshold() -> u8 {
+    25
+}
+fn default_min_area_percent() -> f32 {
+    0.4
 }
 
 impl Default for RawWeb {
@@ -382,6 +532,7 @@ fn default_identity_file() -> PathBuf {
 struct RawCamera {
     name: Option<String>,
     url: Option<String>,
+    sub_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
@@ -390,6 +541,19 @@ struct RawCamera {
     #[serde(default)]
     audio: bool,
     max_bytes: Option<ByteSize>,
+    motion: Option<RawMotion>,
+    hook_token: Option<String>,
+    hook_token_file: Option<PathBuf>,
+    onvif: Option<RawOnvif>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnvif {
+    url: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -429,6 +593,11 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         return Err(ConfigError::invalid("audit.retention_days", "must be between 1 and 3650"));
     }
     let audit = AuditConfig { retention_days: raw.audit.retention_days };
+    if !(1..=3650).contains(&raw.events.retention_days) {
+        return Err(ConfigError::invalid("events.retention_days", "must be between 1 and 3650"));
+    }
+    let events = EventsConfig { retention_days: raw.events.retention_days };
+    let mqtt = raw.mqtt.map(|m| validate_mqtt(m, config_dir)).transpose()?;
     let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
     for (i, raw_camera) in raw.camera.into_iter().enumerate() {
         let camera = validate_camera(i, raw_camera, config_dir)?;
@@ -440,7 +609,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         }
         cameras.push(camera);
     }
-    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, cameras })
+    Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, events, mqtt, cameras })
 }
 
 fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
@@ -523,6 +692,146 @@ fn validate_web(raw: RawWeb, data_dir: &Path) -> Result<WebConfig, ConfigError> 
     })
 }
 
+fn validate_onvif(
+    key: &str,
+    raw: RawOnvif,
+    camera_username: &Option<String>,
+    camera_password: &Option<String>,
+    config_dir: &Path,
+) -> Result<OnvifConfig, ConfigError> {
+    let text = raw.url.ok_or_else(|| {
+        ConfigError::invalid(format!("{key}.url"), "missing (e.g. \"http://192.168.1.20/onvif/device_service\")")
+    })?;
+    let url = url::Url::parse(&text)
+        .map_err(|e| ConfigError::invalid(format!("{key}.url"), format!("not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(format!("{key}.url"), "must be an http:// or https:// URL with a host"));
+    }
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.password_file"),
+                "set either password or password_file, not both",
+            ))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => Some(read_secret_file(&format!("{key}.password_file"), &file, config_dir)?),
+        (None, None) => None,
+    };
+    // The camera's own RTSP credentials are the usual ONVIF ones too.
+    let (username, password) = match (raw.username, password) {
+        (Some(u), p) => (Some(u), p),
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(format!("{key}.username"), "missing, but a password is set"))
+        }
+        (None, None) => (camera_username.clone(), camera_password.clone()),
+    };
+    Ok(OnvifConfig { url, username, password })
+}
+
+fn validate_mqtt(raw: RawMqtt, config_dir: &Path) -> Result<MqttConfig, ConfigError> {
+    let text =
+        raw.url.ok_or_else(|| ConfigError::invalid("mqtt.url", "missing (e.g. \"mqtt://192.168.1.10:1883\")"))?;
+    let url = url::Url::parse(&text).map_err(|e| ConfigError::invalid("mqtt.url", format!("not a valid URL: {e}")))?;
+    let tls = match url.scheme() {
+        "mqtt" => false,
+        "mqtts" => true,
+        _ => return Err(ConfigError::invalid("mqtt.url", "must start with mqtt:// or mqtts://")),
+    };
+    let host =
+        url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| ConfigError::invalid("mqtt.url", "has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    // Nothing leaves the house: a broker on the internet is refused outright.
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let private = DEFAULT_ALLOWED_NETWORKS
+            .iter()
+            .filter_map(|n| n.parse::<ipnet::IpNet>().ok())
+            .any(|n| n.contains(&crate::lan::canonical(ip)));
+        if !private {
+            return Err(ConfigError::invalid("mqtt.url", "the broker must be on your own network (a private address)"));
+        }
+    }
+    let password = match (raw.password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid("mqtt.password_file", "set either password or password_file, not both"))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(file)) => Some(read_secret_file("mqtt.password_file", &file, config_dir)?),
+        (None, None) => None,
+    };
+    if password.is_some() && raw.username.is_none() {
+        return Err(ConfigError::invalid("mqtt.username", "missing, but a password is set"));
+    }
+    let ca_pem = match raw.ca_file {
+        Some(file) => {
+            let path = if file.is_absolute() { file } else { config_dir.join(file) };
+            Some(
+                std::fs::read(&path)
+                    .map_err(|e| ConfigError::invalid("mqtt.ca_file", format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    if ca_pem.is_some() && !tls {
+        return Err(ConfigError::invalid("mqtt.ca_file", "only used with mqtts:// URLs"));
+    }
+    let valid_prefix = |p: &str| !p.is_empty() && !p.contains(['#', '+']) && !p.starts_with('/') && !p.ends_with('/');
+    if !valid_prefix(&raw.topic_prefix) {
+        return Err(ConfigError::invalid(
+            "mqtt.topic_prefix",
+            "must be a topic without wildcards or leading/trailing '/'",
+        ));
+    }
+    if !valid_prefix(&raw.discovery_prefix) {
+        return Err(ConfigError::invalid(
+            "mqtt.discovery_prefix",
+            "must be a topic without wildcards or leading/trailing '/'",
+        ));
+    }
+    Ok(MqttConfig {
+        host,
+        port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
+        tls,
+        ca_pem,
+        username: raw.username,
+        password,
+        topic_prefix: raw.topic_prefix,
+        discovery_prefix: raw.discovery.then_some(raw.discovery_prefix),
+        snapshots: raw.snapshots,
+    })
+}
+
+fn validate_motion(key: &str, raw: RawMotion) -> Result<crate::motion::MotionConfig, ConfigError> {
+    if !(0.5..=30.0).contains(&raw.fps) {
+        return Err(ConfigError::invalid(format!("{key}.fps"), "must be between 0.5 and 30"));
+    }
+    if raw.threshold == 0 {
+        return Err(ConfigError::invalid(format!("{key}.threshold"), "must be between 1 and 255"));
+    }
+    if !(0.01..=50.0).contains(&raw.min_area_percent) {
+        return Err(ConfigError::invalid(format!("{key}.min_area_percent"), "must be between 0.01 and 50"));
+    }
+    for (name, polygons) in [("zones", &raw.zones), ("masks", &raw.masks)] {
+        for (i, polygon) in polygons.iter().enumerate() {
+            let in_frame = polygon.iter().all(|(x, y)| (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y));
+            if polygon.len() < 3 || !in_frame {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{name}[{i}]"),
+                    "must be at least 3 [x, y] points with 0 ≤ x, y ≤ 1 (fractions of the frame)",
+                ));
+            }
+        }
+    }
+    let detector = crate::motion::detector::DetectorConfig {
+        threshold: raw.threshold,
+        min_area: raw.min_area_percent / 100.0,
+        zones: raw.zones,
+        masks: raw.masks,
+        ..Default::default()
+    };
+    Ok(crate::motion::MotionConfig { fps: raw.fps, detector })
+}
+
 /// A CIDR network; a bare address means just that host.
 fn parse_network(text: &str) -> Option<ipnet::IpNet> {
     let text = text.trim();
@@ -552,6 +861,17 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::invalid(key("url"), "has no host"));
     }
+    let sub_url = match raw.sub_url {
+        Some(text) => {
+            let sub = url::Url::parse(&text)
+                .map_err(|e| ConfigError::invalid(key("sub_url"), format!("not a valid URL: {e}")))?;
+            if !matches!(sub.scheme(), "rtsp" | "rtsps") || sub.host_str().is_none_or(str::is_empty) {
+                return Err(ConfigError::invalid(key("sub_url"), "must be an rtsp:// URL with a host"));
+            }
+            Some(sub)
+        }
+        None => None,
+    };
     let password = match (raw.password, raw.password_file) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::invalid(key("password_file"), "set either password or password_file, not both"))
@@ -563,14 +883,43 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     if raw.username.is_none() && password.is_some() {
         return Err(ConfigError::invalid(key("username"), "missing, but a password is set"));
     }
+    let motion = match raw.motion {
+        Some(motion) if motion.enabled => Some(validate_motion(&key("motion"), motion)?),
+        _ => None,
+    };
+    let hook_token = match (raw.hook_token, raw.hook_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("hook_token_file"),
+                "set either hook_token or hook_token_file, not both",
+            ))
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(file)) => Some(read_secret_file(&key("hook_token_file"), &file, config_dir)?),
+        (None, None) => None,
+    };
+    if sub_url.is_some() && motion.is_none() {
+        return Err(ConfigError::invalid(key("sub_url"), "is only used for motion detection: add [camera.motion]"));
+    }
+    let onvif = match raw.onvif {
+        Some(onvif) => Some(validate_onvif(&key("onvif"), onvif, &raw.username, &password, config_dir)?),
+        None => None,
+    };
+    if hook_token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(ConfigError::invalid(key("hook_token"), "must be at least 16 characters (it is a password)"));
+    }
     Ok(CameraConfig {
         name,
         url,
+        sub_url,
         username: raw.username,
         password,
         transport: raw.transport,
         audio: raw.audio,
         max_bytes: raw.max_bytes,
+        motion,
+        hook_token,
+        onvif,
     })
 }
 
@@ -641,6 +990,15 @@ tls_key = "tls/key.pem"
 [audit]
 retention_days = 365       # who watched what, kept this long
 
+[events]
+retention_days = 30        # motion and doorbell events (and their thumbnails)
+
+# [mqtt]                   # optional: events to your own broker, Home Assistant discovery
+# url = "mqtt://192.168.1.10:1883"   # mqtts:// for TLS (with ca_file = "broker-ca.pem")
+# username = "hearth"
+# password_file = "/etc/hearth/secrets/mqtt"
+# snapshots = true         # a JPEG with each event (your broker's users can see it)
+
 # [[camera]]
 # name = "front-door"        # [a-z0-9-]+, unique; used in paths and URLs
 # url = "rtsp://192.168.1.20:554/stream1"
@@ -649,9 +1007,36 @@ retention_days = 365       # who watched what, kept this long
 # transport = "tcp"          # or "udp"
 # audio = false              # privacy first: off unless you turn it on
 # max_bytes = "50GB"         # optional per-camera budget
+# hook_token_file = "/etc/hearth/secrets/front-door-hook"  # for POST /api/hooks/front-door/doorbell
+# [camera.motion]            # motion detection (decodes the stream: costs CPU)
+# fps = 5
+# threshold = 25             # per-pixel change, 0-255
+# min_area_percent = 0.4     # of the watched area
+# zones = [[[0.0, 0.4], [1.0, 0.4], [1.0, 1.0], [0.0, 1.0]]]   # watch the lower part only
+# masks = []                 # polygons to ignore (a road, a tree)
 "#,
         data_dir = data_dir.display().to_string(),
     )
+}
+
+/// The placeholder key in `config.example.toml` (age's documentation example): installing
+/// hearth puts that file at `/etc/hearth/config.toml`, and nobody must record to it.
+pub const EXAMPLE_RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+/// Whether the file at `path` is a config `hearth init` has not made yet: one whose
+/// `crypto.recipient` is still [`EXAMPLE_RECIPIENT`]. `init` may replace such a file.
+pub fn is_uninitialised_example(path: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Partial {
+        crypto: Option<PartialCrypto>,
+    }
+    #[derive(Deserialize)]
+    struct PartialCrypto {
+        recipient: Option<String>,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    let Ok(partial) = toml::from_str::<Partial>(&text) else { return false };
+    partial.crypto.and_then(|c| c.recipient).as_deref() == Some(EXAMPLE_RECIPIENT)
 }
 
 #[cfg(test)]
@@ -713,10 +1098,12 @@ max_bytes = "50GB"
         // The example points at a secret file that exists on a real install; provide one.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("front-door"), "secret\n").unwrap();
+        std::fs::write(dir.path().join("front-door-hook"), "a long webhook token\n").unwrap();
         let text = include_str!("../config.example.toml")
-            .replace("/etc/hearth/secrets/front-door", &dir.path().join("front-door").display().to_string());
+            .replace("/etc/hearth/secrets/", &format!("{}/", dir.path().display()));
         let config = parse(&text).unwrap();
         assert!(!config.cameras.is_empty());
+        assert!(config.cameras[0].motion.is_some() && config.cameras[0].hook_token.is_some());
     }
 
     #[test]
@@ -750,6 +1137,17 @@ max_bytes = "50GB"
         assert_eq!(error_key(&minimal("[web]\nhostnames = [\"a b\"]\n")), "web.hostnames[0]");
         assert_eq!(error_key(&minimal("[web]\nsession_idle_hours = 0\n")), "web.session_idle_hours");
         assert_eq!(error_key(&minimal("[audit]\nretention_days = 0\n")), "audit.retention_days");
+        assert_eq!(error_key(&minimal("[mqtt]\nurl = \"mqtt://8.8.8.8\"\n")), "mqtt.url", "no broker on the internet");
+        let sub = "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/main\"\nsub_url = \"rtsp://h/sub\"\n";
+        assert_eq!(error_key(&minimal(sub)), "camera[0].sub_url", "a sub-stream without motion is pointless");
+        assert!(parse(&minimal(&format!("{sub}[camera.motion]\n"))).unwrap().cameras[0].sub_url.is_some());
+        assert_eq!(error_key(&minimal("[mqtt]\nurl = \"http://10.0.0.2\"\n")), "mqtt.url");
+        assert_eq!(
+            error_key(&minimal("[mqtt]\nurl = \"mqtt://10.0.0.2\"\ntopic_prefix = \"a/#\"\n")),
+            "mqtt.topic_prefix"
+        );
+        let mqtt = parse(&minimal("[mqtt]\nurl = \"mqtts://10.0.0.2\"\ndiscovery = false\n")).unwrap().mqtt.unwrap();
+        assert_eq!((mqtt.port, mqtt.tls, mqtt.discovery_prefix), (8883, true, None));
         let web = parse(&minimal("[web]\nallowed_networks = [\"192.168.1.7\", \"fd00::/8\"]\n")).unwrap().web;
         assert_eq!(web.allowed_networks, vec!["192.168.1.7/32".parse().unwrap(), "fd00::/8".parse().unwrap()]);
         let defaults = parse(&minimal("")).unwrap();
@@ -789,5 +1187,18 @@ max_bytes = "50GB"
         assert_eq!(config.data_dir, Path::new("/srv/hearth"));
         assert_eq!(config.crypto.recipient, RECIPIENT);
         assert!(config.cameras.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_example_is_recognised_as_uninitialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = dir.path().join("example.toml");
+        std::fs::write(&example, include_str!("../config.example.toml")).unwrap();
+        assert!(is_uninitialised_example(&example));
+        let real = dir.path().join("real.toml");
+        let recipient = "age1z9kvl9xqk6wdlcyq6nuxk8ec0ltqkfyhzjtymvw3zfmctq6nq6nsadd0k0";
+        std::fs::write(&real, initial_config_text(dir.path(), recipient)).unwrap();
+        assert!(!is_uninitialised_example(&real));
+        assert!(!is_uninitialised_example(&dir.path().join("missing.toml")));
     }
 }

@@ -88,6 +88,29 @@ impl UnlockedIdentity {
     }
 }
 
+/// Encrypts a small in-memory blob (an event thumbnail) to `recipient`.
+pub fn encrypt_bytes(plaintext: &[u8], recipient: &Recipient) -> Result<Vec<u8>, CryptoError> {
+    let fail = |e: String| CryptoError::Io { path: PathBuf::from("<memory>"), source: io::Error::other(e) };
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient.0 as &dyn age::Recipient))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 256);
+    let mut writer = encryptor.wrap_output(&mut out).map_err(|e| fail(e.to_string()))?;
+    writer.write_all(plaintext).map_err(|e| fail(e.to_string()))?;
+    writer.finish().map_err(|e| fail(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decrypts what [`encrypt_bytes`] made.
+pub fn decrypt_bytes(ciphertext: &[u8], identity: &UnlockedIdentity) -> Result<Vec<u8>, CryptoError> {
+    let fail = |e: String| CryptoError::Decrypt { path: PathBuf::from("<memory>"), message: e };
+    let decryptor = age::Decryptor::new(ciphertext).map_err(|e| fail(e.to_string()))?;
+    let mut reader =
+        decryptor.decrypt(std::iter::once(&identity.0 as &dyn age::Identity)).map_err(|e| fail(e.to_string()))?;
+    let mut out = Vec::new();
+    io::Read::read_to_end(&mut reader, &mut out).map_err(|e| fail(e.to_string()))?;
+    Ok(out)
+}
+
 /// Creates a fresh key pair and writes the private half, encrypted with `passphrase`, to
 /// `identity_file` (mode 0600, never overwriting). Returns the recipient for the config.
 pub fn create_identity(identity_file: &Path, passphrase: &SecretString) -> Result<Recipient, CryptoError> {

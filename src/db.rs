@@ -200,8 +200,7 @@ const MIGRATIONS: &[&str] = &[
         created_us INTEGER NOT NULL,
         last_seen_us INTEGER NOT NULL,
         address TEXT NOT NULL,
-        user_agent TEXT NOT NULL,
-        enroll_only INTEGER NOT NULL DEFAULT 0
+        user_agent TEXT NOT NULL
     );
     CREATE INDEX sessions_user ON sessions (user_id);
     CREATE TABLE settings (
@@ -224,6 +223,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_user ON audit (user, time_us);
     CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
+    // 3: events (motion, doorbell presses, webhooks); see events.rs.
+    r#"
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        camera TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        start_us INTEGER NOT NULL,
+        end_us INTEGER,
+        score REAL NOT NULL DEFAULT 0,
+        bbox TEXT,
+        thumbnail BLOB
+    );
+    CREATE INDEX events_camera_start ON events (camera, start_us);
+    CREATE INDEX events_start ON events (start_us);
     "#,
 ];
 

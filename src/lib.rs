@@ -5,10 +5,11 @@
 //! indexed in SQLite ([`db`]), kept within budget ([`retention`]) and recovered after a crash
 //! ([`recovery`]). [`live`] fans a camera out to viewers, [`web`] serves the API and UI
 //! ([`playback`] decrypts ranges and exports, [`snapshot`] decodes keyframes), [`serve`] ties
-//! them into the running service; [`demo`] is a built-in synthetic camera. Who may see what is
-//! decided by [`auth`] (accounts, sessions, grants), [`lan`] (networks and host names) and
-//! recorded by [`audit`]; [`egress`] lists every outbound connection. See ARCHITECTURE.md for the
-//! codemap and the invariants.
+//! them into the running service, reporting to systemd through [`notify`]; [`doctor`] checks a
+//! hub's setup; [`demo`] is a built-in synthetic camera. Who may see what is decided by
+//! [`auth`] (accounts, sessions, grants), [`lan`] (networks and host names) and recorded by
+//! [`audit`]; [`egress`] lists every outbound connection. [`motion`] finds motion and
+//! [`events`] keeps and announces it. See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod audit;
 pub mod auth;
@@ -18,11 +19,17 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod doctor;
 pub mod egress;
+pub mod events;
 pub mod fault;
 pub mod lan;
 pub mod live;
+pub mod motion;
+pub mod mqtt;
 pub mod mux;
+pub mod notify;
+pub mod onvif;
 pub mod playback;
 pub mod recorder;
 pub mod recovery;

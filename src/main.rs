@@ -93,6 +93,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::accounts::AuditCommand,
     },
+    /// Check this hub's setup (config, disk, cameras, clock, certificate, exposure); suggest fixes.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
         Command::Check => check(&config),
         Command::User { command } => load_config(&config).and_then(|c| cli::accounts::user(&c, command)),
         Command::Audit { command } => load_config(&config).and_then(|c| cli::accounts::audit(&c, command)),
+        Command::Doctor => Ok(hearth::doctor::run(&config)),
     };
     match result {
         Ok(code) => code,
@@ -157,7 +160,20 @@ fn limit_malloc_arenas() {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,retina=warn"));
-    // Colours only for a person at a terminal; journald and log files get plain text.
+    // Under systemd, log to the journal natively: levels become priorities, and fields such as
+    // camera and clip become journal fields (`journalctl -u hearth CAMERA=front-door`).
+    if hearth::notify::stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            tracing_subscriber::registry().with(filter).with(journald.with_field_prefix(None)).init();
+            return;
+        }
+        // No journald socket: plain lines on stderr, which the journal timestamps itself.
+        tracing_subscriber::fmt().with_env_filter(filter).without_time().with_ansi(false).init();
+        return;
+    }
+    // Colours only for a person at a terminal; log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
@@ -179,7 +195,8 @@ fn init(
     owner_password_file: Option<&Path>,
 ) -> Result<ExitCode> {
     let config_path = config_arg.map_or_else(|| data_dir.join("config.toml"), Path::to_owned);
-    if config_path.exists() {
+    // The example config `make install` and the .deb put in /etc/hearth may be replaced.
+    if config_path.exists() && !hearth::config::is_uninitialised_example(&config_path) {
         bail!("{} already exists; not overwriting it", config_path.display());
     }
     if !hearth::auth::valid_user_name(owner) {
@@ -191,14 +208,18 @@ fn init(
         Some(path) => PassphraseSource::File(path).read("")?,
         None => new_passphrase_from_terminal()?,
     };
+    // Everything asked before anything is written: a refusal leaves nothing half-made.
+    let owner_password = cli::accounts::read_new_password(
+        owner_password_file,
+        "--owner-password-file",
+        &format!("Password for the web UI account `{owner}`: "),
+    )?;
     let identity_file = data_dir.join("identity.age");
     let recipient = crypto::create_identity(&identity_file, &passphrase)?;
     let text = hearth::config::initial_config_text(&data_dir, &recipient.to_string());
     hearth::web::tls::create_self_signed(&data_dir.join("tls/cert.pem"), &data_dir.join("tls/key.pem"))?;
     std::fs::write(&config_path, text).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = Config::load(&config_path).context("the config just written does not load (a bug)")?;
-    let owner_password =
-        cli::accounts::read_new_password(owner_password_file, &format!("Password for the web UI account `{owner}`: "))?;
     let web = &config.web;
     hearth::auth::Accounts::open(&config.db_path(), web.session_idle, web.session_lifetime)?.add_user(
         owner,

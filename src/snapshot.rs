@@ -36,7 +36,7 @@ pub fn keyframe_to_jpeg(sample_entry: &[u8], sample: &[u8], max_width: u32) -> R
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// The decoder id and the Annex B bytes for one keyframe.
-fn to_annex_b(sample_entry: &[u8], sample: &[u8]) -> Result<(ffmpeg::codec::Id, Vec<u8>), SnapshotError> {
+pub(crate) fn to_annex_b(sample_entry: &[u8], sample: &[u8]) -> Result<(ffmpeg::codec::Id, Vec<u8>), SnapshotError> {
     let fourcc = sample_entry.get(4..8).ok_or(SnapshotError::Malformed("sample entry"))?;
     let (codec_id, config_box, parameter_sets): (_, &[u8; 4], fn(&[u8]) -> Option<Vec<&[u8]>>) = match fourcc {
         b"avc1" | b"avc3" => (ffmpeg::codec::Id::H264, b"avcC", avcc_parameter_sets),
@@ -129,7 +129,7 @@ fn decode(codec_id: ffmpeg::codec::Id, annex_b: &[u8]) -> Result<ffmpeg::frame::
     Ok(frame)
 }
 
-fn encode_jpeg(frame: &ffmpeg::frame::Video, max_width: u32) -> Result<Vec<u8>, SnapshotError> {
+pub(crate) fn encode_jpeg(frame: &ffmpeg::frame::Video, max_width: u32) -> Result<Vec<u8>, SnapshotError> {
     use ffmpeg::format::Pixel;
     let (width, height) = scaled_size(frame.width(), frame.height(), max_width);
     let mut scaler = ffmpeg::software::scaling::Context::get(

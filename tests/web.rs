@@ -194,6 +194,7 @@ fn openapi_document_describes_every_route() {
         include_str!("../src/web/video.rs"),
         include_str!("../src/web/account.rs"),
         include_str!("../src/web/admin.rs"),
+        include_str!("../src/web/events.rs"),
     ];
     for source in sources {
         for route in source.split(".route(\"").skip(1) {

@@ -131,7 +131,8 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub grants: Vec<Grant>,
-    /// Logged in with a password only while 2FA is required: may only enrol a second factor.
+    /// 2FA is required (now, whatever it was at login) and this user has none yet: the
+    /// session may only enrol a second factor.
     pub enroll_only: bool,
     pub totp_enabled: bool,
 }
@@ -462,7 +463,6 @@ impl Accounts {
                 params![user_id, totp::recovery_code_hash(code)],
             )?;
         }
-        tx.execute("UPDATE sessions SET enroll_only = 0 WHERE user_id = ?1", [user_id])?;
         tx.commit()?;
         Ok(codes)
     }
@@ -492,7 +492,6 @@ impl Accounts {
         user_id: i64,
         address: &str,
         user_agent: &str,
-        enroll_only: bool,
         now_us: i64,
     ) -> Result<(Token, i64), AuthError> {
         use base64::Engine;
@@ -500,9 +499,9 @@ impl Accounts {
         let user_agent: String = user_agent.chars().take(200).collect();
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO sessions (token_hash, user_id, created_us, last_seen_us, address, user_agent, enroll_only)
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
-            params![token_hash(&token), user_id, now_us, address, user_agent, enroll_only],
+            "INSERT INTO sessions (token_hash, user_id, created_us, last_seen_us, address, user_agent)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+            params![token_hash(&token), user_id, now_us, address, user_agent],
         )?;
         Ok((Token(token), conn.last_insert_rowid()))
     }
@@ -527,7 +526,9 @@ impl Accounts {
     ) -> Result<Option<Caller>, AuthError> {
         let conn = self.conn();
         let sql = format!(
-            "SELECT s.id, s.user_id, u.name, u.role, s.created_us, s.last_seen_us, s.enroll_only,
+            "SELECT s.id, s.user_id, u.name, u.role, s.created_us, s.last_seen_us,
+                    u.totp_secret IS NULL
+                        AND coalesce((SELECT value FROM settings WHERE key = 'require_2fa'), '') = 'true',
                     u.totp_secret IS NOT NULL
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE {condition} AND u.disabled = 0"
@@ -649,8 +650,8 @@ mod tests {
         let (_dir, accounts) = accounts();
         accounts.add_user("ann", "first password!", Role::Admin, NOW).unwrap();
         let Login::Ok { user_id, .. } = accounts.check_password("ann", "first password!").unwrap() else { panic!() };
-        let (laptop, _) = accounts.create_session(user_id, "192.168.1.5", "laptop", false, NOW).unwrap();
-        let (phone, _) = accounts.create_session(user_id, "192.168.1.6", "phone", false, NOW).unwrap();
+        let (laptop, _) = accounts.create_session(user_id, "192.168.1.5", "laptop", NOW).unwrap();
+        let (phone, _) = accounts.create_session(user_id, "192.168.1.6", "phone", NOW).unwrap();
         let me = accounts.session(&laptop.0, NOW).unwrap().unwrap();
         accounts.change_own_password(&me, "first password!", "second password!", NOW).unwrap();
         assert!(accounts.session(&laptop.0, NOW).unwrap().is_some(), "the session that changed it stays");
@@ -666,11 +667,11 @@ mod tests {
     fn sessions_idle_out_and_expire() {
         let (_dir, accounts) = accounts();
         let id = accounts.add_user("ann", "first password!", Role::Viewer, NOW).unwrap();
-        let (token, _) = accounts.create_session(id, "::1", "", false, NOW).unwrap();
+        let (token, _) = accounts.create_session(id, "::1", "", NOW).unwrap();
         assert!(accounts.session(&token.0, NOW + HOUR_US / 2).unwrap().is_some());
         assert!(accounts.session(&token.0, NOW + HOUR_US).unwrap().is_some(), "touched at half an hour");
         assert!(accounts.session(&token.0, NOW + 3 * HOUR_US).unwrap().is_none(), "idle for two hours");
-        let (token, _) = accounts.create_session(id, "::1", "", false, NOW).unwrap();
+        let (token, _) = accounts.create_session(id, "::1", "", NOW).unwrap();
         for hour in 1..24 {
             assert!(accounts.session(&token.0, NOW + hour * HOUR_US).unwrap().is_some());
         }
@@ -683,12 +684,12 @@ mod tests {
         let (_dir, accounts) = accounts();
         accounts.add_user("owner", "owner password", Role::Admin, NOW).unwrap();
         let bob = accounts.add_user("bob", "bob's password", Role::Viewer, NOW).unwrap();
-        let (token, _) = accounts.create_session(bob, "::1", "", false, NOW).unwrap();
+        let (token, _) = accounts.create_session(bob, "::1", "", NOW).unwrap();
         accounts.set_disabled("bob", true).unwrap();
         assert!(accounts.session(&token.0, NOW).unwrap().is_none());
         assert!(matches!(accounts.check_password("bob", "bob's password").unwrap(), Login::Refused));
         accounts.set_disabled("bob", false).unwrap();
-        let (token, _) = accounts.create_session(bob, "::1", "", false, NOW).unwrap();
+        let (token, _) = accounts.create_session(bob, "::1", "", NOW).unwrap();
         accounts.remove_user("bob").unwrap();
         assert!(accounts.session(&token.0, NOW).unwrap().is_none());
         assert!(matches!(accounts.remove_user("owner"), Err(AuthError::LastAdmin)));
@@ -714,7 +715,7 @@ mod tests {
                 ],
             )
             .unwrap();
-        let (token, _) = accounts.create_session(id, "::1", "", false, NOW).unwrap();
+        let (token, _) = accounts.create_session(id, "::1", "", NOW).unwrap();
         let caller = accounts.session(&token.0, NOW).unwrap().unwrap();
         assert!(caller.may("doorbell", Permission::Live));
         assert!(!caller.may("doorbell", Permission::Playback));
@@ -744,10 +745,16 @@ mod tests {
     }
 
     #[test]
-    fn require_2fa_setting_round_trips() {
+    fn required_2fa_applies_to_open_sessions_at_once() {
         let (_dir, accounts) = accounts();
         assert!(!accounts.require_2fa().unwrap());
+        let id = accounts.add_user("ann", "first password!", Role::Viewer, NOW).unwrap();
+        let (token, _) = accounts.create_session(id, "::1", "", NOW).unwrap();
+        assert!(!accounts.session(&token.0, NOW).unwrap().unwrap().enroll_only);
         accounts.set_require_2fa(true).unwrap();
         assert!(accounts.require_2fa().unwrap());
+        assert!(accounts.session(&token.0, NOW).unwrap().unwrap().enroll_only, "an open session is restricted too");
+        accounts.set_require_2fa(false).unwrap();
+        assert!(!accounts.session(&token.0, NOW).unwrap().unwrap().enroll_only, "and released when lifted");
     }
 }

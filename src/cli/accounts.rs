@@ -63,7 +63,8 @@ pub fn user(config: &Config, command: UserCommand) -> Result<ExitCode> {
     let (accounts, audit) = open(config)?;
     match command {
         UserCommand::Add { name, admin, password_file } => {
-            let password = read_new_password(password_file.as_deref(), &format!("Password for {name}: "))?;
+            let password =
+                read_new_password(password_file.as_deref(), "--password-file", &format!("Password for {name}: "))?;
             let role = if admin { Role::Admin } else { Role::Viewer };
             accounts.add_user(&name, &password, role, now_us())?;
             audit.record(Action::UserAdd, shell_event().target(format!("user:{name}")), now_us())?;
@@ -73,7 +74,8 @@ pub fn user(config: &Config, command: UserCommand) -> Result<ExitCode> {
             }
         }
         UserCommand::Passwd { name, password_file } => {
-            let password = read_new_password(password_file.as_deref(), &format!("New password for {name}: "))?;
+            let password =
+                read_new_password(password_file.as_deref(), "--password-file", &format!("New password for {name}: "))?;
             accounts.set_password(&name, &password, None, now_us())?;
             audit.record(Action::PasswordChange, shell_event().target(format!("user:{name}")), now_us())?;
             println!("password changed; every session of `{name}` has ended");
@@ -133,7 +135,7 @@ pub fn audit(config: &Config, command: AuditCommand) -> Result<ExitCode> {
 }
 
 /// A new password from a file (first line) or typed twice on the terminal.
-pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
+pub fn read_new_password(file: Option<&Path>, file_flag: &str, prompt: &str) -> Result<String> {
     use std::io::IsTerminal;
     let password = match file {
         Some(path) => {
@@ -142,7 +144,7 @@ pub fn read_new_password(file: Option<&Path>, prompt: &str) -> Result<String> {
         }
         None => {
             if !std::io::stdin().is_terminal() {
-                bail!("no terminal to ask for a password: use --password-file");
+                bail!("no terminal to ask for a password: use {file_flag}");
             }
             let first = rpassword::prompt_password(prompt)?;
             let second = rpassword::prompt_password("Repeat it: ")?;

@@ -100,7 +100,7 @@ async fn login(
     let accounts = state.accounts.clone();
     let address_text = address.to_string();
     let (token, session_id) =
-        blocking(move || accounts.create_session(user_id, &address_text, &user_agent, enroll_only, now_us())).await?;
+        blocking(move || accounts.create_session(user_id, &address_text, &user_agent, now_us())).await?;
     state.throttle.succeeded(address, &name);
     let accounts = state.accounts.clone();
     let caller = blocking(move || accounts.session_by_id(session_id, now_us()))

@@ -320,14 +320,23 @@ async fn connections(
     Extension(me): Extension<Me>,
 ) -> Result<Json<Connections>, ApiError> {
     me.require_admin(&state, "connections")?;
+    let address = |url: &url::Url| format!("{}:{}", url.host_str().unwrap_or(""), url.port().unwrap_or(554));
     let allowed = state
         .config
         .cameras
         .iter()
-        .map(|c| ConfiguredCamera {
-            name: c.name.clone(),
-            address: format!("{}:{}", c.url.host_str().unwrap_or(""), c.url.port().unwrap_or(554)),
+        .flat_map(|c| {
+            std::iter::once(&c.url)
+                .chain(c.sub_url.as_ref())
+                .map(|url| ConfiguredCamera { name: c.name.clone(), address: address(url) })
         })
+        .chain(
+            state
+                .config
+                .mqtt
+                .iter()
+                .map(|m| ConfiguredCamera { name: "mqtt broker".into(), address: format!("{}:{}", m.host, m.port) }),
+        )
         .collect();
     Ok(Json(Connections {
         open: state.egress.list(),

@@ -40,11 +40,12 @@ struct Status {
     cameras: usize,
 }
 
-async fn status(State(state): State<AppState>) -> Json<Status> {
+async fn status(State(state): State<AppState>, Extension(me): Extension<Me>) -> Json<Status> {
     Json(Status {
         locked: state.unlock.identity().is_none(),
         version: env!("CARGO_PKG_VERSION"),
-        cameras: state.cameras.len(),
+        // Only the cameras this caller may know of.
+        cameras: state.cameras.iter().filter(|c| me.caller.sees(&c.name)).count(),
     })
 }
 

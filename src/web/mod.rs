@@ -14,6 +14,7 @@ mod account;
 mod admin;
 mod api;
 mod assets;
+mod events;
 pub mod guard;
 pub mod tls;
 mod video;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     pub access: Arc<crate::lan::AccessPolicy>,
     pub egress: crate::egress::Connections,
+    pub events: Arc<crate::events::Events>,
     /// Collapses repeated views (snapshot refreshes, range requests) into one audit row.
     pub views: Arc<crate::audit::Debounce>,
     /// Long-lived responses (live streams) end when this fires.
@@ -212,6 +214,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(video::routes())
         .merge(account::routes())
         .merge(admin::routes())
+        .merge(events::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
         .layer(axum::middleware::from_fn(refuse_large_bodies));
     axum::Router::new()

@@ -23,7 +23,8 @@ export const HEARTH_BIN = process.env.HEARTH_BIN || join(ROOT, 'target', 'debug'
 const PYTHON = process.env.HEARTH_TEST_PYTHON || '/usr/bin/python3';
 const CHROMIUM = process.env.HEARTH_CHROMIUM || '/usr/bin/chromium';
 const RTSP_SERVER = join(ROOT, 'tests', 'support', 'rtsp_server.py');
-const PASSPHRASE = 'browser test passphrase';
+/** The hub's passphrase (recordings unlocked with it at start-up). */
+export const PASSPHRASE = 'browser test passphrase';
 /** The hub's owner (first admin), created by `hearth init`. */
 export const OWNER = { name: 'owner', password: 'owner password for browser tests' };
 
@@ -94,9 +95,12 @@ export async function stopProcess(child, graceMs = 10_000) {
   }
 }
 
-/** GStreamer's RTSP server on a free port: `{child, url}`. Dies with us (stdin EOF). */
-export async function startRtspServer(logPath) {
-  const child = spawnTracked(PYTHON, [RTSP_SERVER, '--port', '0', '--path', '/cam', '--exit-on-stdin-eof'],
+/**
+ * GStreamer's RTSP server on a free port: `{child, url}`. Dies with us (stdin EOF). `args`:
+ * more options (e.g. `['--scene', 'motion', '--scene-log', FILE]`).
+ */
+export async function startRtspServer(logPath, args = []) {
+  const child = spawnTracked(PYTHON, [RTSP_SERVER, '--port', '0', '--path', '/cam', '--exit-on-stdin-eof', ...args],
     { logPath, stdin: 'pipe' });
   const m = await waitForOutput(child, /^READY (rtsp:\/\/127\.0\.0\.1:\d+\/\S+)$/m, 20_000,
     `${RTSP_SERVER} (run \`make deps\`: it needs python3-gi and GStreamer's RTSP server)`);
@@ -106,9 +110,10 @@ export async function startRtspServer(logPath) {
 /**
  * `hearth init` in a temp dir (with the owner account OWNER), a config recording `cameraUrl`
  * as each of `cameras` (default just "door") in 4-second clips with the web UI on a free
- * loopback port, then `hearth serve` with the passphrase (playback unlocked). Returns
- * `{child, dir, dataDir, config, base, api}`; `base` is `http://127.0.0.1:PORT/`, `api` an
- * API client logged in as the owner.
+ * loopback port, then `hearth serve` with the passphrase (playback unlocked). A camera is a
+ * name, or `{name, url?, extra?}` with its own stream and more of its `[[camera]]` table as
+ * TOML (`hook_token = "…"`, `[camera.motion]`). Returns `{child, dir, dataDir, config, base,
+ * api}`; `base` is `http://127.0.0.1:PORT/`, `api` an API client logged in as the owner.
  */
 export async function startHub(cameraUrl, { cameras = ['door'] } = {}) {
   if (!existsSync(HEARTH_BIN)) throw new Error(`${HEARTH_BIN} is missing: run \`cargo build\` first`);
@@ -129,7 +134,10 @@ export async function startHub(cameraUrl, { cameras = ['door'] } = {}) {
   // Short clips so a few exist within seconds; a small budget so the storage bars show a fill
   // (and the disk is never smaller than the budget).
   text = text.replace(/^\[storage\]\n(?:(?!\[)[^\n]*\n)*/m, '[storage]\nclip_seconds = 4\nmax_bytes = "100MB"\nmax_age_days = 30\n\n');
-  for (const name of cameras) text += `\n[[camera]]\nname = "${name}"\nurl = "${cameraUrl}"\n`;
+  for (const cam of cameras) {
+    const { name, url = cameraUrl, extra = '' } = typeof cam === 'string' ? { name: cam } : cam;
+    text += `\n[[camera]]\nname = "${name}"\nurl = "${url}"\n${extra ? `${extra.trimEnd()}\n` : ''}`;
+  }
   await writeFile(config, text);
 
   const child = spawnTracked(HEARTH_BIN, ['--config', config, 'serve'], {

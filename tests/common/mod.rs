@@ -129,6 +129,13 @@ pub struct RtspServerOptions {
     /// GStreamer `videotestsrc` pattern: "ball" (default, low bitrate) or "snow" (noise that
     /// fills the bitrate, for tests that need bytes).
     pub pattern: String,
+    /// A scripted scene for motion tests ("motion": a box crosses a static picture after
+    /// `scene_start` seconds; "ramp": the picture darkens), its transitions appended to
+    /// `scene_log` as `<what> <unix µs>` lines.
+    pub scene: Option<(String, std::path::PathBuf)>,
+    /// Seconds of static scene before it changes, and the box's vertical position (0-1).
+    pub scene_start: f32,
+    pub box_y: f32,
 }
 
 impl Default for RtspServerOptions {
@@ -145,6 +152,9 @@ impl Default for RtspServerOptions {
             keyint: 50,
             credentials: None,
             pattern: "ball".to_string(),
+            scene: None,
+            scene_start: 4.0,
+            box_y: 0.6,
         }
     }
 }
@@ -269,6 +279,10 @@ impl RtspServer {
         }
         if let Some((u, p)) = &o.credentials {
             a.extend(["--user".into(), u.clone(), "--password".into(), p.clone()]);
+        }
+        if let Some((scene, log)) = &o.scene {
+            a.extend(["--scene".into(), scene.clone(), "--scene-log".into(), log.display().to_string()]);
+            a.extend(["--scene-start".into(), o.scene_start.to_string(), "--box-y".into(), o.box_y.to_string()]);
         }
         a
     }

@@ -105,7 +105,7 @@ impl Hub {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(hearth_bin());
         cmd.arg("--config").arg(&self.config).env("HEARTH_PASSPHRASE_FILE", &self.passphrase_file);
-        cmd.env("HEARTH_LOG", "info,hearth=debug");
+        cmd.env("HEARTH_LOG", std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "info,hearth=debug".into()));
         cmd
     }
 

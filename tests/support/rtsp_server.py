@@ -10,6 +10,7 @@ Run with Debian's interpreter (it has the gi bindings):
         [--width 640 --height 360 --fps 25 --bitrate-kbps 1000 --keyint 50]
         [--audio] [--h265] [--user U --password PW [--auth-method basic|digest|both]]
         [--no-overlay] [--exit-on-stdin-eof]
+        [--scene motion|ramp --scene-log FILE]
 
 Binds 127.0.0.1 only. Once listening it prints exactly one line
 ``READY rtsp://127.0.0.1:PORT/path`` to stdout (``--port 0`` picks a free port
@@ -79,6 +80,16 @@ def parse_args(argv):
     )
     p.add_argument("--no-overlay", action="store_true", help="skip the clock/time overlay")
     p.add_argument(
+        "--scene",
+        choices=("motion", "ramp"),
+        help="a scripted scene for motion tests instead of --pattern: a static picture, then "
+        "(motion) a white box crossing it, or (ramp) the picture slowly darkening; timed from "
+        "when a client first plays",
+    )
+    p.add_argument("--scene-log", help="append `<what> <unix µs>` lines for the scene's transitions")
+    p.add_argument("--scene-start", type=float, default=4.0, help="seconds of static scene first")
+    p.add_argument("--box-y", type=float, default=0.6, help="vertical position of the box (fraction)")
+    p.add_argument(
         "--exit-on-stdin-eof",
         action="store_true",
         help="exit when stdin reaches EOF (the spawning process died)",
@@ -96,10 +107,40 @@ def parse_args(argv):
     return a
 
 
+BOX = 64  # the moving object's size in pixels
+CROSSING_SECONDS = 3.0
+RAMP_SECONDS = 8.0
+RAMP_DEPTH = -0.35  # videobalance brightness at the end of the ramp
+
+
+def scene_source(a, raw):
+    """A static picture (colour bars: sharp edges and flat areas) composited with a checkered box
+    (kept off-frame until it moves, linked by `box_branch`), through videobalance for
+    brightness."""
+    return [
+        "videotestsrc is-live=true pattern=smpte100",
+        raw,
+        "compositor name=mix sink_1::xpos=%d sink_1::ypos=%d sink_1::zorder=2"
+        % (-2 * BOX, int(a.height * a.box_y)),
+        raw,
+        "videobalance name=balance",
+    ]
+
+
+def box_branch(a):
+    """The moving object: a black-and-white checkered square (visible on every bar) into the
+    compositor's second pad."""
+    return " videotestsrc is-live=true pattern=checkers-8 ! video/x-raw,width=%d,height=%d,framerate=%d/1 ! mix." % (
+        BOX, BOX, a.fps)
+
+
 def video_branch(a):
     raw = "video/x-raw,width=%d,height=%d,framerate=%d/1" % (a.width, a.height, a.fps)
-    parts = [f"videotestsrc is-live=true pattern={a.pattern}", raw]
-    if not a.no_overlay:
+    if a.scene:
+        parts = scene_source(a, raw)
+    else:
+        parts = [f"videotestsrc is-live=true pattern={a.pattern}", raw]
+    if not a.no_overlay and not a.scene:
         # clockoverlay/timeoverlay live in Debian's gstreamer1.0-x (pango plugin).
         if have("clockoverlay") and have("timeoverlay"):
             parts.append(
@@ -134,7 +175,7 @@ def video_branch(a):
             "h264parse config-interval=-1",
             "rtph264pay name=pay0 pt=96",
         ]
-    return " ! ".join(parts)
+    return " ! ".join(parts) + (box_branch(a) if a.scene else "")
 
 
 def audio_branch():
@@ -166,8 +207,62 @@ def build_launch(a):
     return "( " + s + " )"
 
 
-def on_media_configure(_factory, media):
+def note(a, what):
+    """Records a scene transition with the wall-clock time, for the test to compare."""
+    line = "%s %d\n" % (what, int(time.time() * 1e6))
+    log("scene: " + line.strip())
+    if a.scene_log:
+        with open(a.scene_log, "a") as f:
+            f.write(line)
+
+
+def run_scene(a, media):
+    pipeline = media.get_element()
+    mix = pipeline.get_by_name("mix")
+    balance = pipeline.get_by_name("balance")
+    box = mix.get_static_pad("sink_1") if mix is not None else None
+    if box is None or balance is None:
+        log("scene elements missing; no scene")
+        return
+    started = time.monotonic()
+    state = {"phase": "static"}
+    note(a, "static")
+
+    def tick():
+        t = time.monotonic() - started - a.scene_start
+        if a.scene == "motion":
+            if t < 0:
+                return GLib.SOURCE_CONTINUE
+            x = int(-BOX + (a.width + BOX) * t / CROSSING_SECONDS)
+            if state["phase"] == "static" and x > -BOX:
+                state["phase"] = "moving"
+                note(a, "moving")
+            if x >= a.width:
+                box.set_property("xpos", -2 * BOX)
+                note(a, "gone")
+                return GLib.SOURCE_REMOVE
+            box.set_property("xpos", x)
+        else:
+            if t < 0:
+                return GLib.SOURCE_CONTINUE
+            if state["phase"] == "static":
+                state["phase"] = "ramp"
+                note(a, "ramp_start")
+            balance.set_property("brightness", RAMP_DEPTH * min(t / RAMP_SECONDS, 1.0))
+            if t >= RAMP_SECONDS:
+                note(a, "ramp_end")
+                return GLib.SOURCE_REMOVE
+        return GLib.SOURCE_CONTINUE
+
+    GLib.timeout_add(20, tick)
+
+
+def on_media_configure(_factory, media, a):
     log("media configured (pipeline created)")
+    if a.scene:
+        # The first client's DESCRIBE creates the media; its PLAY follows within
+        # milliseconds, so the script's clock starts here.
+        run_scene(a, media)
     bus = media.get_element().get_bus()
     if bus is None:
         return
@@ -251,7 +346,7 @@ def main(argv):
     # gst-rtsp-server treat the media as not seekable (SDP then carries
     # a=ts-refclk:local / a=mediaclk:sender, which clients ignore).
     factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
-    factory.connect("media-configure", on_media_configure)
+    factory.connect("media-configure", on_media_configure, a)
     if a.user is not None:
         setup_auth(server, factory, a)
     server.get_mount_points().add_factory(a.path, factory)

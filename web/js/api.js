@@ -9,6 +9,28 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Who is logged in is decided by the hub (an HttpOnly cookie this page never sees). When an
+ * answer says the session is gone (401) or that 2FA must be set up first, the app shell is
+ * told through these hooks. `generation` counts logins, so a late 401 from a request made
+ * before the latest login does not send the new session back to the login screen.
+ */
+export const auth = {
+  generation: 0,
+  /** `(generation) => void`: the session is gone. */
+  onUnauthenticated: null,
+  /** `(generation) => void`: this session may only set up two-factor authentication. */
+  onEnrolmentRequired: null,
+  /** `() => void`: the user logged out here. */
+  onLoggedOut: null,
+};
+
+/** Tell the shell about an auth error answered to a request made in `generation`. */
+export function reportAuthError(err, generation) {
+  if (err.status === 401 && err.code === 'unauthenticated') auth.onUnauthenticated?.(generation);
+  else if (err.status === 403 && err.code === 'totp_enrolment_required') auth.onEnrolmentRequired?.(generation);
+}
+
 /** Absolute URL of an API path (`cameras`, `clips/3.mp4`) with optional query params. */
 export function apiUrl(path, params) {
   const url = new URL(`api/${path}`, document.baseURI);
@@ -49,11 +71,16 @@ export async function errorFrom(res) {
     }
   } catch { /* not JSON */ }
   if (res.status === 423 && code === `http_423`) code = 'locked';
-  return new ApiError(res.status, code, message);
+  const err = new ApiError(res.status, code, message);
+  // 429: how many seconds until the hub listens again.
+  const retry = Number(res.headers.get('Retry-After'));
+  if (retry > 0) err.retryAfter = retry;
+  return err;
 }
 
 /** JSON request. Resolves to the parsed body (null for 204); rejects with ApiError. */
 export async function api(path, { method = 'GET', params, body, signal } = {}) {
+  const generation = auth.generation;
   let res;
   try {
     res = await fetch(apiUrl(path, params), {
@@ -68,7 +95,11 @@ export async function api(path, { method = 'GET', params, body, signal } = {}) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'Check that the hub is powered on and connected to your network.');
   }
-  if (!res.ok) throw await errorFrom(res);
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (path !== 'login') reportAuthError(err, generation);
+    throw err;
+  }
   if (res.status === 204) return null;
   const text = await res.text();
   if (!text) return null;
@@ -84,6 +115,7 @@ export async function api(path, { method = 'GET', params, body, signal } = {}) {
  * Resolves to null when it would play, else an ApiError (423 locked, 404 gone, …).
  */
 export async function probeMedia(url) {
+  const generation = auth.generation;
   let res;
   try {
     res = await fetch(url, { headers: { Range: 'bytes=0-0' }, cache: 'no-store' });
@@ -94,5 +126,7 @@ export async function probeMedia(url) {
     res.body?.cancel?.().catch(() => {});
     return null;
   }
-  return errorFrom(res);
+  const err = await errorFrom(res);
+  reportAuthError(err, generation);
+  return err;
 }

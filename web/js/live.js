@@ -4,10 +4,12 @@
 // init segment, then one moof+mdat fragment each, starting at a keyframe. Another text message
 // means new stream parameters: the MediaSource is rebuilt from scratch.
 //
-// The <video> element carries data-state = connecting | playing | error (and data-detail with
-// the message shown), which browser tests read.
+// The <video> element carries data-state = connecting | playing | error | ended (and
+// data-detail with the message shown), which browser tests read. `ended`: the hub closed the
+// stream with 4401 because the session or the camera's grant is gone; it is not retried.
 
 import { urls } from './api.js';
+import { recheckSession } from './session.js';
 import { h, codecName } from './util.js';
 import { icon } from './icons.js';
 
@@ -17,6 +19,7 @@ const TARGET_LAG = 1.0;       // where a jump lands (fragments arrive about once
 const STALL_MS = 15_000;      // no message for this long: reconnect
 const MAX_QUEUE = 120;        // queued fragments before we give up and resynchronise
 const BACKOFF_MAX_MS = 15_000;
+const SESSION_ENDED = 4401;   // WebSocket close code: the session or the grant is gone
 
 export function mediaSourceClass() {
   return window.MediaSource || window.ManagedMediaSource || null;
@@ -154,12 +157,27 @@ export class LivePlayer {
       if (typeof ev.data === 'string') this.onHeader(ev.data);
       else this.onSegment(ev.data);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      if (ev.code === SESSION_ENDED) {
+        this.ended();
+        return;
+      }
       this.scheduleReconnect();
     };
     ws.onerror = () => { /* a close event follows */ };
+  }
+
+  /**
+   * The hub cut the stream (close code 4401): the session ended (password changed elsewhere,
+   * revoked, account removed) or this camera's live grant went. The video stops for good;
+   * asking the hub who we are brings the login screen when the session is gone.
+   */
+  ended() {
+    this.stop();
+    this.setState('ended', 'Your access to this live view has ended.');
+    recheckSession();
   }
 
   scheduleReconnect() {
@@ -337,9 +355,10 @@ export function createLiveView(camera, { className = '', big = false } = {}) {
       el.dataset.state = state;
       badge.hidden = state !== 'playing';
       overlay.hidden = state === 'playing';
-      overlay.classList.toggle('error', state === 'error');
-      overlay.querySelector('.spinner').hidden = state === 'error';
-      if (state === 'error') {
+      const stopped = state === 'error' || state === 'ended';
+      overlay.classList.toggle('error', stopped);
+      overlay.querySelector('.spinner').hidden = stopped;
+      if (stopped) {
         overlayText.innerHTML = '';
         overlayText.append(h('span', { class: 'overlay-icon', html: icon('alert') }), h('span', null, detail));
       } else {

@@ -4,6 +4,7 @@
 import { api, ApiError } from './api.js';
 import { h, setChildren } from './util.js';
 import { icon } from './icons.js';
+import { isAdmin } from './session.js';
 
 /** Latest `GET /api/status`, plus `error` when the hub could not be reached. */
 export const status = { locked: null, version: null, cameras: null, error: null, loaded: false };
@@ -64,6 +65,11 @@ export async function lockNow() {
  * Used in the header dialog and inline wherever recordings are needed.
  */
 export function unlockForm({ onUnlocked, autofocus = false, compact = false } = {}) {
+  // Only admins may unlock (the hub answers 403 to anyone else).
+  if (!isAdmin()) {
+    return h('p', { class: 'muted small', 'data-testid': 'unlock-admin-only' },
+      'Only an admin of this hub can unlock them. Ask one to unlock recordings.');
+  }
   const id = `pp-${Math.random().toString(36).slice(2, 8)}`;
   const input = h('input', {
     id, type: 'password', name: 'passphrase', autocomplete: 'current-password', required: true,
@@ -119,8 +125,9 @@ export function lockedPanel({ onUnlocked, title = 'Recordings are locked' } = {}
   return h('div', { class: 'locked-panel', 'data-testid': 'locked-panel' },
     h('div', { class: 'locked-icon', html: icon('lock') }),
     h('h3', null, title),
-    h('p', { class: 'muted' },
-      'Clips are encrypted on the hub. Enter your passphrase to play and download them. Live view works without it.'),
+    h('p', { class: 'muted' }, isAdmin()
+      ? 'Clips are encrypted on the hub. Enter your passphrase to play and download them. Live view works without it.'
+      : 'Clips are encrypted on the hub until an admin unlocks them with the passphrase. Live view works without it.'),
     unlockForm({ onUnlocked, compact: true }));
 }
 

@@ -1,6 +1,7 @@
 // The day bar: recorded spans, gaps (with their reason), the clip being recorded now, the
-// "now" marker, a playhead, and an empty layer for events (a later milestone). Click, drag
-// (mouse or touch) or use the arrow keys to pick a time; the page decides what to play.
+// "now" marker, a playhead, and events (motion as a span along the top, a doorbell press or
+// other instant as a pin). Click, drag (mouse or touch) or use the arrow keys to pick a time;
+// click an event, or press [ and ], to go to one; the page decides what to play.
 //
 // All times here are epoch milliseconds; pages convert the API's microseconds once.
 
@@ -19,9 +20,10 @@ export function humanReason(reason) {
 export class Timeline {
   /**
    * @param {{start:number,end:number,compact?:boolean,label?:string,
-   *          onSeek?:(t:number)=>void,onScrub?:(t:number)=>void,onZoomKey?:(dir:number)=>void}} o
+   *          onSeek?:(t:number)=>void,onScrub?:(t:number)=>void,onZoomKey?:(dir:number)=>void,
+   *          onEvent?:(e:object)=>void}} o
    */
-  constructor({ start, end, compact = false, label = 'Timeline', onSeek, onScrub, onZoomKey }) {
+  constructor({ start, end, compact = false, label = 'Timeline', onSeek, onScrub, onZoomKey, onEvent }) {
     this.start = start;
     this.end = end;
     this.v0 = start;
@@ -30,11 +32,12 @@ export class Timeline {
     this.onSeek = onSeek;
     this.onScrub = onScrub;
     this.onZoomKey = onZoomKey;
+    this.onEvent = onEvent;
     this.spans = [];      // merged recorded spans [{start,end}]
     this.clips = [];
     this.gaps = [];       // [{start,end,reason}]
     this.recording = null; // {start}
-    this.events = [];     // reserved for motion/doorbell events
+    this.events = [];     // [{id, kind, start, end (null: ongoing), label}]
     this.now = Date.now();
     this.playhead = null;
     this.dragging = false;
@@ -98,10 +101,44 @@ export class Timeline {
     this.render();
   }
 
-  /** Reserved for the events milestone: `[{time, kind, label}]`, drawn as marks. */
+  /**
+   * Events as marks: `[{id, kind, start, end, label}]` in ms, `end` null while going on. One
+   * with a duration is a span along the top of the bar; an instant (a doorbell press) a pin.
+   */
   setEvents(events) {
-    this.events = events || [];
+    this.events = (events || []).slice().sort((a, b) => a.start - b.start);
     this.renderItems();
+  }
+
+  /**
+   * The event before (dir -1) or after (dir 1) the one being watched, or null. Playing an event
+   * starts a few seconds before it, so "being watched" is `preRoll` ms after the playhead.
+   */
+  eventNear(dir, preRoll = 5000) {
+    const at = (this.playhead ?? this.now) + preRoll;
+    const list = this.events;
+    if (dir > 0) return list.find((e) => e.start > at + 1000) || null;
+    for (let i = list.length - 1; i >= 0; i--) if (list[i].start < at - 1000) return list[i];
+    return null;
+  }
+
+  eventMark(e) {
+    const instant = e.end !== null && e.end !== undefined && e.end - e.start < 1000;
+    const kind = /^[a-z0-9_]{1,32}$/.test(e.kind || '') ? e.kind : 'other';
+    const el = h('button', {
+      type: 'button', tabindex: '-1', class: `tl-event kind-${kind} ${instant ? 'is-point' : 'is-span'}${e.end === null ? ' is-ongoing' : ''}`,
+      'data-testid': 'timeline-event', 'data-kind': e.kind, 'data-event-id': String(e.id), title: e.label || e.kind,
+      'aria-label': e.label || e.kind,
+    });
+    // A mark is not the bar: pressing it must not start a seek by dragging.
+    el.addEventListener('pointerdown', (ev) => ev.stopPropagation());
+    el.addEventListener('click', (ev) => { ev.stopPropagation(); this.onEvent?.(e); });
+    if (instant) {
+      el.style.left = `${this.pct(e.start)}%`;
+    } else {
+      this.place(el, e.start, e.end ?? Math.max(this.now, e.start));
+    }
+    return el;
   }
 
   setEmptyText(text) {
@@ -185,11 +222,9 @@ export class Timeline {
       this.place(el, g.start, g.end);
       return el;
     }));
-    this.eventLayer.replaceChildren(...this.events.filter((e) => e.time >= v0 && e.time <= v1).map((e) => {
-      const el = h('div', { class: `tl-event kind-${e.kind || 'event'}`, title: e.label || e.kind || 'Event' });
-      el.style.left = `${this.pct(e.time)}%`;
-      return el;
-    }));
+    this.eventLayer.replaceChildren(...this.events
+      .filter((e) => e.start <= v1 && (e.end ?? this.now) >= v0)
+      .map((e) => this.eventMark(e)));
     const now = this.now;
     if (this.recording && this.recording.start < v1 && now > v0) {
       this.recEl.hidden = false;
@@ -392,6 +427,12 @@ export class Timeline {
         case 'Enter': case ' ': t = base; break;
         case '+': case '=': this.onZoomKey?.(1); ev.preventDefault(); return;
         case '-': case '_': this.onZoomKey?.(-1); ev.preventDefault(); return;
+        case '[': case ']': {
+          const e = this.eventNear(ev.key === ']' ? 1 : -1);
+          ev.preventDefault();
+          if (e) this.onEvent?.(e);
+          return;
+        }
         default: return;
       }
       ev.preventDefault();

@@ -47,6 +47,14 @@ export function offlinePanel(cam, { big = false } = {}) {
     h('span', { class: 'placeholder-seen', 'data-testid': 'camera-last-seen' }, seen ? `Last seen ${fmtAgo(seen)}` : 'Never seen yet'));
 }
 
+/** In place of live video when the account may watch a camera's recordings but not live. */
+export function recordingsOnlyPanel({ big = false } = {}) {
+  return h('div', { class: `media-placeholder${big ? ' big' : ''}`, 'data-testid': 'camera-no-live' },
+    h('span', { class: 'placeholder-icon', html: icon('film') }),
+    h('strong', null, 'Recordings only'),
+    h('span', { class: 'placeholder-seen' }, 'You may watch this camera\u2019s recordings, not live.'));
+}
+
 export function pageHead({ title, subtitle, back, actions } = {}) {
   return h('div', { class: 'page-head' },
     h('div', { class: 'page-title' },
@@ -54,6 +62,20 @@ export function pageHead({ title, subtitle, back, actions } = {}) {
       h('h1', null, title),
       subtitle ? h('p', { class: 'muted page-subtitle' }, subtitle) : null),
     actions ? h('div', { class: 'page-actions' }, actions) : null);
+}
+
+/** The admin pages' tabs: users (and settings), the audit log, outbound connections. */
+export function adminTabs(active) {
+  const tabs = [['users', 'Users'], ['audit', 'Audit log'], ['connections', 'Connections']];
+  return h('nav', { class: 'subnav', 'aria-label': 'Admin' }, tabs.map(([id, label]) =>
+    h('a', { href: `#/${id}`, class: 'subnav-link', 'data-testid': `admin-tab-${id}`, 'aria-current': id === active ? 'page' : null }, label)));
+}
+
+/** A table: `columns` as [label, className?], `rows` as arrays of cells, `attrs` on the table. */
+export function table(columns, rows, attrs = {}) {
+  return h('table', { class: 'data-table', ...attrs },
+    h('thead', null, h('tr', null, columns.map(([label, cls]) => h('th', { scope: 'col', class: cls || null }, label)))),
+    h('tbody', null, rows));
 }
 
 /** A segmented control (radio-like buttons). */

@@ -8,8 +8,9 @@ import {
 import { icon } from '../icons.js';
 import { createLiveView } from '../live.js';
 import { Timeline } from '../timeline.js';
-import { statusPill, errorNotice, emptyState, offlinePanel, pageHead, toggleFullscreen } from '../ui.js';
+import { statusPill, errorNotice, emptyState, offlinePanel, recordingsOnlyPanel, pageHead, toggleFullscreen } from '../ui.js';
 import { loadTimeline, recordingSummary } from './timeline.js';
+import { may } from '../session.js';
 
 export function mount(root, { params }) {
   const name = params.name;
@@ -30,9 +31,12 @@ export function mount(root, { params }) {
   }, h('span', { html: icon('image') }), 'Snapshot');
   const fsButton = h('button', { type: 'button', class: 'btn', 'data-testid': 'fullscreen', onclick: () => toggleFullscreen(stage, stage.querySelector('video')) },
     h('span', { html: icon('maximize') }), 'Fullscreen');
+  // What this account may do here decides which buttons there are (the hub checks again).
+  const canLive = may(name, 'live');
+  const canPlayback = may(name, 'playback');
   const actions = h('div', { class: 'toolbar' },
-    h('a', { class: 'btn btn-primary', href: timelineHref(name, today), 'data-testid': 'open-timeline' }, h('span', { html: icon('timeline') }), 'Timeline'),
-    snapshotLink, fsButton);
+    canPlayback ? h('a', { class: 'btn btn-primary', href: timelineHref(name, today), 'data-testid': 'open-timeline' }, h('span', { html: icon('timeline') }), 'Timeline') : null,
+    canLive ? snapshotLink : null, canLive ? fsButton : null);
 
   const details = h('dl', { class: 'details', 'data-testid': 'camera-details' });
   const stripHost = h('div', { class: 'strip-host' });
@@ -41,6 +45,7 @@ export function mount(root, { params }) {
       h('h2', { id: 'strip-title' }, 'Today'),
       h('a', { class: 'link-more', href: timelineHref(name, today) }, 'Open timeline', h('span', { html: icon('chevronRight') }))),
     stripHost);
+  stripCard.hidden = !canPlayback;
 
   const layout = h('div', { class: 'camera-layout' },
     h('div', { class: 'camera-main' }, stage, actions, stripCard),
@@ -96,8 +101,12 @@ export function mount(root, { params }) {
     if (!found) { found = true; layout.hidden = false; }
     setChildren(pillSlot, statusPill(cam.status));
     renderDetails(cam);
-    const nextMode = cam.status === 'online' ? 'live' : 'offline';
-    if (nextMode === 'offline') {
+    const nextMode = !canLive ? 'recordings-only' : cam.status === 'online' ? 'live' : 'offline';
+    if (nextMode === 'recordings-only') {
+      if (mode !== nextMode) {
+        setChildren(stage, recordingsOnlyPanel({ big: true }));
+      }
+    } else if (nextMode === 'offline') {
       live?.destroy();
       live = null;
       setChildren(stage, offlinePanel(cam, { big: true }));
@@ -120,7 +129,7 @@ export function mount(root, { params }) {
   stripHost.append(stripStatus);
 
   async function refreshStrip() {
-    if (!found) return;
+    if (!found || !canPlayback) return;
     try {
       const data = await loadTimeline(name, start, end);
       strip.setNow(Date.now());

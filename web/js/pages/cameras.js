@@ -5,7 +5,8 @@ import { api, urls } from '../api.js';
 import { h, every, codecName, fmtBitrate, fmtFps, fmtResolution, cameraHref, setChildren } from '../util.js';
 import { icon } from '../icons.js';
 import { createLiveView, mediaSourceClass } from '../live.js';
-import { statusPill, errorNotice, emptyState, offlinePanel, pageHead } from '../ui.js';
+import { statusPill, errorNotice, emptyState, offlinePanel, recordingsOnlyPanel, pageHead } from '../ui.js';
+import { isAdmin, may } from '../session.js';
 
 const MAX_LIVE = 4;
 const REFRESH_MS = 5000;
@@ -43,7 +44,9 @@ export function mount(root) {
       cards.clear();
       setChildren(grid, emptyState({
         iconName: 'camera', title: 'No cameras yet', testid: 'no-cameras',
-        text: 'Add a [[camera]] section with its RTSP address to the hub\u2019s config.toml and restart hearth. Cameras show up here as soon as they are configured.',
+        text: isAdmin()
+          ? 'Add a [[camera]] section with its RTSP address to the hub\u2019s config.toml and restart hearth. Cameras show up here as soon as they are configured.'
+          : 'No camera has been shared with you yet. Ask an admin of this hub to give you access.',
       }));
       summary.textContent = 'No cameras configured';
       return;
@@ -55,7 +58,7 @@ export function mount(root) {
 
     // Live slots go to the first MAX_LIVE online cameras this browser can decode, in
     // configured order; the others show snapshots.
-    const liveNames = new Set(cams.filter((c) => c.status === 'online' && canPlay(c.codec)).slice(0, MAX_LIVE).map((c) => c.name));
+    const liveNames = new Set(cams.filter((c) => c.status === 'online' && canPlay(c.codec) && may(c.name, 'live')).slice(0, MAX_LIVE).map((c) => c.name));
     const seen = new Set();
     cams.forEach((cam, i) => {
       seen.add(cam.name);
@@ -96,7 +99,9 @@ function cameraCard(name) {
   const specs = h('span', { class: 'cam-specs' });
   const bitrate = h('span', { class: 'cam-bitrate', 'data-testid': 'camera-bitrate' });
   const meta = h('p', { class: 'cam-meta', 'data-testid': 'camera-meta' }, specs, bitrate);
-  const open = h('a', { class: 'btn-icon', href: `${cameraHref(name)}/timeline`, 'aria-label': `Timeline of ${name}`, title: 'Timeline', html: icon('timeline') });
+  const open = may(name, 'playback')
+    ? h('a', { class: 'btn-icon', href: `${cameraHref(name)}/timeline`, 'aria-label': `Timeline of ${name}`, title: 'Timeline', html: icon('timeline') })
+    : null;
   const el = h('article', { class: 'cam-card', 'data-testid': 'camera-card', 'data-camera': name },
     h('div', { class: 'cam-media-wrap' }, media),
     h('div', { class: 'cam-info' },
@@ -155,8 +160,15 @@ function cameraCard(name) {
       bitrate.textContent = fmtBitrate(cam.bitrate_bps) || '';
 
       const playable = canPlay(cam.codec);
-      const nextMode = cam.status !== 'online' ? 'offline' : wantLive ? 'live' : playable ? 'snapshot' : 'snapshot-only';
-      if (nextMode === 'offline') {
+      const nextMode = !may(name, 'live') ? 'recordings-only'
+        : cam.status !== 'online' ? 'offline' : wantLive ? 'live' : playable ? 'snapshot' : 'snapshot-only';
+      if (nextMode === 'recordings-only') {
+        // No live grant: no video and no snapshot, only the way to the recordings.
+        if (mode !== nextMode) {
+          clear();
+          media.append(recordingsOnlyPanel());
+        }
+      } else if (nextMode === 'offline') {
         // Re-render each refresh: "last seen" ages.
         clear();
         media.append(offlinePanel(cam));

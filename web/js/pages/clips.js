@@ -9,6 +9,7 @@ import {
 import { icon } from '../icons.js';
 import { status, onStatus, markLocked, lockedPanel, openLockDialog } from '../lock.js';
 import { errorNotice, emptyState, pageHead } from '../ui.js';
+import { isAdmin, may } from '../session.js';
 
 const PAGE = 100;
 
@@ -67,8 +68,10 @@ export function mount(root, { query }) {
       setChildren(lockSlot, h('div', { class: 'notice warn', 'data-testid': 'clips-locked' },
         h('span', { class: 'notice-icon', html: icon('lock') }),
         h('div', { class: 'notice-body' }, h('strong', null, 'Recordings are locked'),
-          h('p', null, 'You can browse clips, but playing and downloading them needs your passphrase.')),
-        h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: openLockDialog }, h('span', { html: icon('unlock') }), 'Unlock')));
+          h('p', null, isAdmin()
+            ? 'You can browse clips, but playing and downloading them needs your passphrase.'
+            : 'You can browse clips; playing and downloading them waits until an admin unlocks recordings.')),
+        isAdmin() ? h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: openLockDialog }, h('span', { html: icon('unlock') }), 'Unlock') : null));
     } else {
       lockSlot.replaceChildren();
       if (s.locked === false && pendingPlay) { const c = pendingPlay; pendingPlay = null; play(c); }
@@ -81,11 +84,14 @@ export function mount(root, { query }) {
     try {
       cameras = await api('cameras');
     } catch { cameras = []; }
-    const names = cameras.map((c) => c.name);
+    // Clips of the cameras this account may play back; exports of those it may download.
+    const names = cameras.map((c) => c.name).filter((n) => may(n, 'playback'));
     if (camera && !names.includes(camera)) names.push(camera);
     camSelect.append(...names.map((n) => h('option', { value: n }, n)));
     camSelect.value = camera;
-    exportCard.setCameras(names, camera);
+    const downloadable = cameras.map((c) => c.name).filter((n) => may(n, 'download'));
+    exportCard.setCameras(downloadable, downloadable.includes(camera) ? camera : '');
+    exportCard.el.hidden = !downloadable.length;
   })();
 
   // ---- list
@@ -197,6 +203,14 @@ export function mount(root, { query }) {
   return () => { cleanups.forEach((c) => c()); closePlayer(); };
 }
 
+/** Lets the browser download the export; the hub names the file (Content-Disposition). */
+function startExport(cam, a, b) {
+  const link = h('a', { href: urls.export(cam, iso(a), iso(b)), download: '', hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
 /** "Export a range": camera, from, to → one MP4 across clips, downloaded by the browser. */
 function exportForm() {
   const camSel = h('select', { class: 'input', id: 'export-camera', required: true, 'data-testid': 'export-camera' });
@@ -231,6 +245,12 @@ function exportForm() {
     try {
       // Check first, so an empty range or a lock is explained here rather than by a
       // download of an error page.
+      // (Listing clips needs the playback grant; with download alone, the export just starts.)
+      if (!may(cam, 'playback')) {
+        startExport(cam, a, b);
+        say('ok', `Export started for ${fmtHM(a)}\u2013${fmtHM(b)}. Your browser saves it as it arrives.`);
+        return;
+      }
       const list = await api('clips', { params: { camera: cam, start: iso(a), end: iso(b) } });
       if (!list?.length) {
         say('error', `Nothing was recorded by ${cam} between ${fmtHM(a)} and ${fmtHM(b)}${dayStr(new Date(a)) === dayStr(new Date(b)) ? '' : ' on those days'}.`);
@@ -245,11 +265,7 @@ function exportForm() {
         recordedMs += overlap;
         approx += (c.bytes || 0) * (overlap / len);
       }
-      // The hub names the file (Content-Disposition); an empty `download` lets that name stand.
-      const link = h('a', { href: urls.export(cam, iso(a), iso(b)), download: '', hidden: true });
-      document.body.append(link);
-      link.click();
-      link.remove();
+      startExport(cam, a, b);
       say('ok', `Export started: ${fmtDuration(recordedMs / 1000)} recorded in ${list.length} clip${list.length === 1 ? '' : 's'} between ${fmtHM(a)} and ${fmtHM(b)}, about ${fmtBytes(approx)}. Your browser saves it as it arrives.`);
     } catch (e) {
       if (e.status === 423) { markLocked(); say('error', 'Recordings are locked. Unlock to export.'); } else say('error', e.message);

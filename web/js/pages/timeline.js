@@ -1,5 +1,6 @@
-// #/camera/NAME/timeline?day=YYYY-MM-DD[&t=HH:MM:SS] — a day of recordings: pick a moment on
-// the bar, the clip containing it plays from there, and the next clip follows when it ends.
+// #/camera/NAME/timeline?day=YYYY-MM-DD[&t=HH:MM:SS | &t=UNIX_MS] — a day of recordings: pick a
+// moment on the bar, the clip containing it plays from there, and the next clip follows when it
+// ends. The camera's events are marks on the bar; clicking one plays it from a few seconds before.
 
 import { api, urls, probeMedia } from '../api.js';
 import {
@@ -10,6 +11,7 @@ import { icon } from '../icons.js';
 import { Timeline } from '../timeline.js';
 import { status, onStatus, markLocked, lockedPanel } from '../lock.js';
 import { errorNotice, pageHead, segmented, toggleFullscreen } from '../ui.js';
+import { PRE_ROLL_MS, kindLabel, loadEvents, onNotice } from '../events.js';
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 const ZOOMS = [24, 6, 1];
@@ -38,7 +40,9 @@ export function recordingSummary(data, start, end) {
   return parts.join(' \u00b7 ');
 }
 
+/** `t=`: a local time of `day` (HH:MM[:SS]) or an instant in epoch milliseconds. */
 function parseClock(day, t) {
+  if (/^\d{10,15}$/.test(t || '')) return Number(t);
   const m = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(t || '');
   if (!m) return null;
   const d = parseDay(day);
@@ -54,7 +58,9 @@ const store = {
 export function mount(root, { params, query }) {
   const name = params.name;
   const today = dayStr();
-  let day = isDayStr(query.day) && query.day <= today ? query.day : today;
+  const atMs = /^\d{10,15}$/.test(query.t || '') ? Number(query.t) : null;
+  let day = isDayStr(query.day) && query.day <= today ? query.day
+    : atMs !== null && dayStr(new Date(atMs)) <= today ? dayStr(new Date(atMs)) : today;
   let bounds = dayBounds(day);
   let data = { clips: [], gaps: [], recording: null };
   let loaded = false;
@@ -116,10 +122,12 @@ export function mount(root, { params, query }) {
     h('li', null, h('span', { class: 'sw sw-rec' }), 'Recorded'),
     h('li', null, h('span', { class: 'sw sw-gap' }), 'Gap'),
     h('li', null, h('span', { class: 'sw sw-live' }), 'Recording now'),
-    h('li', null, h('span', { class: 'sw sw-none' }), 'No recording'));
+    h('li', null, h('span', { class: 'sw sw-none' }), 'No recording'),
+    h('li', null, h('span', { class: 'sw sw-motion' }), 'Motion'),
+    h('li', null, h('span', { class: 'sw sw-doorbell' }), 'Doorbell'));
   const tlCard = h('section', { class: 'card timeline-card', 'aria-label': 'Timeline' },
     h('div', { class: 'card-head' }, summary, zoomSeg), tlNotice, tlHost, legend,
-    h('p', { class: 'sr-only', id: 'tl-help' }, 'Click or drag on the bar to play from that moment. Keyboard: left and right arrows move, Shift for bigger steps, Page Up and Page Down an hour, Home and End, plus and minus zoom.'));
+    h('p', { class: 'sr-only', id: 'tl-help' }, 'Click or drag on the bar to play from that moment, or click an event mark to play that event. Keyboard: left and right arrows move, Shift for bigger steps, Page Up and Page Down an hour, Home and End, plus and minus zoom, [ and ] the previous and next event.'));
 
   root.classList.add('page-timeline');
   root.append(head, h('div', { class: 'player-card' }, player, controls), tlCard);
@@ -131,6 +139,7 @@ export function mount(root, { params, query }) {
       start: bounds.start, end: bounds.end, label: `Recordings of ${name}, ${fmtDay(day)}`,
       onSeek: (t) => seek(t),
       onScrub: (t) => scrub(t),
+      onEvent: (e) => seek(Math.max(bounds.start, e.start - PRE_ROLL_MS)),
       onZoomKey: (dir) => {
         const i = ZOOMS.indexOf(zoomHours) + dir;
         if (i >= 0 && i < ZOOMS.length) { zoomSeg.set(ZOOMS[i]); setZoom(ZOOMS[i]); }
@@ -140,7 +149,37 @@ export function mount(root, { params, query }) {
     if (zoomHours < 24) timeline.zoom(zoomHours * HOUR, Math.min(Date.now(), bounds.end - 1));
     timeline.track.setAttribute('aria-describedby', 'tl-help');
     tlHost.replaceChildren(timeline.el);
+    timeline.setEvents(marks);
   }
+
+  // ---- events: marks on the bar, for the day shown
+  let marks = [];
+  let eventSeq = 0;
+  async function refreshEvents() {
+    const mine = ++eventSeq;
+    const shown = bounds;
+    let list;
+    try {
+      list = await loadEvents(name, shown.start, shown.end);
+    } catch {
+      return; // the bar still works without them
+    }
+    if (mine !== eventSeq || shown !== bounds) return;
+    marks = list.map((e) => ({
+      id: e.id, kind: e.kind, start: e.start_us / 1000, end: e.end_us === null ? null : e.end_us / 1000,
+      label: `${kindLabel(e.kind)} at ${fmtTime(e.start_us / 1000)}${e.end_us === null ? ' (going on)' : e.end_us > e.start_us ? `, ${fmtDuration((e.end_us - e.start_us) / 1e6)}` : ''}`,
+    }));
+    timeline?.setEvents(marks);
+  }
+  let eventTimer = null;
+  cleanups.push(onNotice((n) => {
+    if (n.camera !== name) return;
+    const t = n.time_us / 1000;
+    if (t < bounds.start || (t >= bounds.end && n.phase !== 'end')) return;
+    clearTimeout(eventTimer);
+    eventTimer = setTimeout(refreshEvents, 300);
+  }));
+  cleanups.push(() => clearTimeout(eventTimer));
 
   function setZoom(z) {
     zoomHours = z;
@@ -454,6 +493,7 @@ export function mount(root, { params, query }) {
     bounds = dayBounds(day);
     loaded = false;
     data = { clips: [], gaps: [], recording: null };
+    marks = [];
     replaceQuery({ day });
     dateInput.value = day;
     subtitle.textContent = fmtDay(day);
@@ -464,6 +504,7 @@ export function mount(root, { params, query }) {
     timeline.setEmptyText('Loading\u2026');
     summary.textContent = '\u00a0';
     showPrompt();
+    refreshEvents();
     try { await refreshData(); } catch { return; }
     if (at !== null) seek(at);
     else if (playFirst && data.clips.length) seek(data.clips[0].start);
@@ -484,6 +525,7 @@ export function mount(root, { params, query }) {
 
   cleanups.push(every(30_000, async () => {
     if (day !== today || !loaded) return;
+    refreshEvents();
     try { await refreshData(); } catch { /* shown */ }
   }, { now: false }));
   const nowTimer = setInterval(() => timeline?.setNow(Date.now()), 15_000);
@@ -503,7 +545,7 @@ export function mount(root, { params, query }) {
 
   renderPlay();
   renderMute();
-  setDay(day, { at: parseClock(day, query.t) });
+  setDay(day, { at: atMs ?? parseClock(day, query.t) });
 
   return () => {
     cleanups.forEach((c) => c());

@@ -216,7 +216,7 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(admin::routes())
         .merge(events::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
-        .layer(axum::middleware::from_fn(refuse_large_bodies));
+        .layer(axum::middleware::from_fn(refuse_bad_requests));
     axum::Router::new()
         .nest("/api", api)
         .merge(assets::routes())
@@ -225,9 +225,14 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// A body announced larger than [`MAX_API_BODY`] is refused before a byte of it is read
+/// Refuses, before any handler: a query string that percent-decodes to invalid UTF-8 (axum's
+/// `Query` would decode it lossily, turning garbage into U+FFFD that a filter then matches
+/// against), and a body announced larger than [`MAX_API_BODY`], before a byte of it is read
 /// (`DefaultBodyLimit` alone would wait for the first 64 KiB to arrive).
-async fn refuse_large_bodies(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn refuse_bad_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.uri().query().is_some_and(|query| !decodes_to_utf8(query)) {
+        return ApiError::bad_request("bad_query", "the query string is not valid UTF-8").into_response();
+    }
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -238,6 +243,30 @@ async fn refuse_large_bodies(request: axum::extract::Request, next: axum::middle
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).into_response();
     }
     next.run(request).await
+}
+
+/// Whether every `application/x-www-form-urlencoded` name and value in `query` decodes to
+/// UTF-8.
+fn decodes_to_utf8(query: &str) -> bool {
+    query.split('&').flat_map(|pair| pair.split('=')).all(|part| {
+        let bytes = part.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                (b'%', Some(high), Some(low)) => {
+                    decoded.push((high * 16 + low) as u8);
+                    i += 3;
+                }
+                (byte, _, _) => {
+                    decoded.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    })
 }
 
 /// axum's own rejections (a path segment that is not UTF-8, a query of the wrong type, a
@@ -420,6 +449,17 @@ mod tests {
         soon.set(UnlockedIdentity::from_identity(age::x25519::Identity::generate()));
         soon.lock();
         assert!(soon.identity().is_none());
+    }
+
+    #[test]
+    fn query_strings_must_decode_to_utf8() {
+        for good in ["", "camera=door", "start=2026-11-24T10%3A00%3A00Z&end=x", "q=caf%C3%A9", "a=%", "a=%zz", "a+b=c"]
+        {
+            assert!(decodes_to_utf8(good), "{good}");
+        }
+        for bad in ["user=%FF", "%C0%AF=x", "a=b&c=%ED%A0%80", "x=%E2%82"] {
+            assert!(!decodes_to_utf8(bad), "{bad}");
+        }
     }
 
     #[test]

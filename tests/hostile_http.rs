@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use hostile::HostileCamera;
-use hub::{CameraSpec, Hub, WebClient};
+use hub::{Hub, WebClient};
 
 /// What the server's header timeout is (src/web/mod.rs `HEADER_READ_TIMEOUT`).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,12 +28,7 @@ struct Served {
 
 /// A hub recording one camera, with a clip closed, serving, and the owner logged in.
 fn served() -> Served {
-    let camera = HostileCamera::start(&[]);
-    let spec = CameraSpec { name: "door".into(), url: camera.url(), extra: String::new() };
-    let mut hub = Hub::new("clip_seconds = 2", &[spec]);
-    hub.start();
-    let url = hub.web_url();
-    hub.wait_for_clips(1, Duration::from_secs(30));
+    let (camera, hub, url) = hostile::serving_hub(1);
     let client = hub.login(&url);
     let addr = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
     Served { _camera: camera, hub, url, addr, client }

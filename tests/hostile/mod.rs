@@ -19,6 +19,18 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use hearth::demo::{EncodedLoop, PatternOptions};
 
+/// A hub recording one well-behaved camera named `door` in 2 s clips, serving, once `clips`
+/// clips are closed; with the camera and the web URL.
+pub fn serving_hub(clips: usize) -> (HostileCamera, crate::hub::Hub, String) {
+    let camera = HostileCamera::start(&[]);
+    let spec = crate::hub::CameraSpec { name: "door".into(), url: camera.url(), extra: String::new() };
+    let mut hub = crate::hub::Hub::new("clip_seconds = 2", &[spec]);
+    hub.start();
+    let url = hub.web_url();
+    hub.wait_for_clips(clips, Duration::from_secs(30));
+    (camera, hub, url)
+}
+
 /// How a connection misbehaves. After its scripted faults a camera behaves (`Good`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {

@@ -13,7 +13,11 @@ use hearth::mux::{self, FragmentScanner, ScanStep};
 fn scan(bytes: &[u8]) {
     let _ = mux::summarize(Cursor::new(bytes));
     let Ok(mut scanner) = FragmentScanner::new(Cursor::new(bytes)) else { return };
-    let _ = scanner.init().to_track_config();
+    // What export does with the init segment: rebuild it from the tracks found.
+    let tracks: Vec<_> = scanner.init().tracks.iter().filter_map(|t| t.to_track_config()).collect();
+    if !tracks.is_empty() {
+        let _ = mux::init_segment(&tracks);
+    }
     let mut payload = Vec::new();
     for _ in 0..64 {
         match scanner.next_fragment_with_payload(&mut payload) {

@@ -37,6 +37,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ClipError + '_ {
     move |source| ClipError::Io { path: path.to_owned(), source }
 }
 
+/// Slack for the once-per-fragment padding check (see `ClipWriter::append`).
+const PADDING_CHECK_JITTER: Duration = Duration::from_millis(100);
+
 /// The suffix of a clip still being written.
 pub const PART_SUFFIX: &str = ".part";
 
@@ -219,8 +222,11 @@ impl ClipWriter {
             open.chunk_started = Instant::now();
         }
         // Video age holds back in its chunk buffer is lost on a crash: once the oldest of it is
-        // half the flush interval old, pad past the chunk boundary to push it out.
-        if open.chunk_started.elapsed() >= self.flush_interval / 2 {
+        // half the flush interval old, pad past the chunk boundary to push it out. This runs
+        // once per fragment, about once a second — as often as the default threshold — so
+        // arrival jitter must not decide it: a fragment missed by a millisecond would otherwise
+        // stay in memory a whole second more (measured in tests/power_cut.rs).
+        if open.chunk_started.elapsed() + PADDING_CHECK_JITTER >= self.flush_interval / 2 {
             let padding = crate::mux::free_box(open.file.flush_padding_len())
                 .map_err(|e| io_err(&part)(io::Error::other(e.to_string())))?;
             open.file.write_all(&padding).map_err(io_err(&part))?;

@@ -11,8 +11,10 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	gstreamer1.0-libav gstreamer1.0-x \
 	chromium curl
+# `make bench` only: the age CLI (the reference for hearth's encryption and decryption).
+BENCH_DEB_PACKAGES := age
 
-.PHONY: deps debs build demo test bench clean
+.PHONY: deps debs bench-deps build demo test bench clean
 
 deps: debs node_modules/.package-lock.json
 
@@ -41,9 +43,14 @@ test: deps
 	$(CARGO) test --all-targets -- --test-threads=2
 	node --test tests/browser/
 
-bench: deps
-	$(CARGO) build --release
-	/usr/bin/python3 scripts/bench_record.py
+bench-deps: deps
+	@scripts/deps.sh $(BENCH_DEB_PACKAGES)
+
+# hearth against the alternatives in one run; prints one markdown table and rewrites
+# bench/RESULTS.md. Knobs (environment): see scripts/bench.py.
+bench: bench-deps
+	$(CARGO) build --release --bins --examples
+	/usr/bin/python3 scripts/bench.py
 
 clean:
 	$(CARGO) clean

@@ -201,30 +201,28 @@ def run_ffmpeg(cameras, n, args, workdir):
     return result
 
 
-def ingest(hearth, helper, args, workdir):
+def stream_counts(args):
+    return [int(x) for x in args.streams.split(",") if x]
+
+
+def ingest(hearth, cameras, args, workdir):
     """One row per stream count: hearth and ffmpeg on the same streams."""
-    counts = [int(x) for x in args.streams.split(",") if x]
-    cameras = Cameras(helper, args, workdir, max(counts))
     rows = []
-    try:
-        for n in counts:
-            h = run_hearth(hearth, cameras, n, args, workdir)
-            f = run_ffmpeg(cameras, n, args, workdir)
-            minutes = n * args.seconds / 60
-            rows.append({"streams": n, "seconds": args.seconds,
-                         "hearth_cpu": h["cpu"] / minutes, "ffmpeg_cpu": f["cpu"] / minutes,
-                         "hearth_rss": h["rss"], "ffmpeg_rss": f["rss"],
-                         "hearth_bytes": h["bytes"] / n, "ffmpeg_bytes": f["bytes"] / n,
-                         "lost": h["lost"], "recorded": h["recorded"], "lag": h["lag"]})
-            print(f"bench_record: {n} streams: {rows[-1]}", file=sys.stderr)
-    finally:
-        cameras.stop()
+    for n in stream_counts(args):
+        h = run_hearth(hearth, cameras, n, args, workdir)
+        f = run_ffmpeg(cameras, n, args, workdir)
+        minutes = n * args.seconds / 60
+        rows.append({"streams": n, "seconds": args.seconds,
+                     "hearth_cpu": h["cpu"] / minutes, "ffmpeg_cpu": f["cpu"] / minutes,
+                     "hearth_rss": h["rss"], "ffmpeg_rss": f["rss"],
+                     "hearth_bytes": h["bytes"] / n, "ffmpeg_bytes": f["bytes"] / n,
+                     "lost": h["lost"], "recorded": h["recorded"], "lag": h["lag"]})
+        print(f"bench_record: {n} streams: {rows[-1]}", file=sys.stderr)
     return rows
 
 
-def scale(hearth, helper, args, workdir):
+def scale(hearth, cameras, args, workdir):
     """Largest N (hearth alone, pinned to one core) with no frame lost; bounded search."""
-    cameras = Cameras(helper, args, workdir, args.scale_max)
     trials = []
 
     def ok(n):
@@ -238,26 +236,23 @@ def scale(hearth, helper, args, workdir):
         return r["ok"]
 
     good, bad, n = 0, None, args.scale_start
-    try:
-        for _ in range(args.scale_steps):
-            if bad is None:
-                if ok(n):
-                    good = n
-                    if n >= args.scale_max:
-                        break
-                    n = min(n * 2, args.scale_max)
-                else:
-                    bad = n
-            else:
-                if bad - good <= max(2, good // 8):
+    for _ in range(args.scale_steps):
+        if bad is None:
+            if ok(n):
+                good = n
+                if n >= args.scale_max:
                     break
-                mid = (good + bad) // 2
-                if ok(mid):
-                    good = mid
-                else:
-                    bad = mid
-    finally:
-        cameras.stop()
+                n = min(n * 2, args.scale_max)
+            else:
+                bad = n
+        else:
+            if bad - good <= max(2, good // 8):
+                break
+            mid = (good + bad) // 2
+            if ok(mid):
+                good = mid
+            else:
+                bad = mid
     return {"good": good, "bad": bad, "max": args.scale_max, "seconds": args.scale_seconds, "trials": trials}
 
 
@@ -301,15 +296,17 @@ def main():
     hearth = os.path.abspath(args.hearth)
     helper = os.path.abspath(args.helper or default_helper(hearth))
     workdir = tempfile.mkdtemp(prefix="hearth-bench-")
+    cameras = Cameras(helper, args, workdir, max(stream_counts(args) + ([args.scale_max] if args.scale else [])))
     try:
-        rows = ingest(hearth, helper, args, workdir)
+        rows = ingest(hearth, cameras, args, workdir)
         print("\n" + ingest_table(rows, args))
         if args.scale:
-            s = scale(hearth, helper, args, workdir)
+            s = scale(hearth, cameras, args, workdir)
             print(f"\nstreams per core (hearth pinned to core {args.core}, {s['seconds']} s each): "
                   f"{s['good']} without loss" + (f", {s['bad']} lost frames" if s["bad"] else
                                                  f" (the search stops at {s['max']})"))
     finally:
+        cameras.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@ Knobs (environment), defaults in brackets; the defaults take ~15 min on a 2-core
   BENCH_SECONDS         measured seconds per ingest run [30]
   BENCH_STREAMS         stream counts for ingest [1,8,32]
   BENCH_SCALE_START / BENCH_SCALE_MAX / BENCH_SCALE_SECONDS / BENCH_SCALE_STEPS
-                        the streams-per-core search [32 / 256 / 15 / 6]
+                        the streams-per-core search [32 / 512 / 15 / 6]
   BENCH_CRYPTO_MB       bytes encrypted per crypto run [256]
   BENCH_CLIP_MB         size of the served clip [100]
   BENCH_REPEAT          repeats of each crypto/serving run (best or median is kept) [3]

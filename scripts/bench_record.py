@@ -267,7 +267,7 @@ def parser():
     p.add_argument("--camera-core", type=int, default=0)
     p.add_argument("--scale", action="store_true", help="also search streams per core")
     p.add_argument("--scale-start", type=int, default=int(os.environ.get("BENCH_SCALE_START", 32)))
-    p.add_argument("--scale-max", type=int, default=int(os.environ.get("BENCH_SCALE_MAX", 256)))
+    p.add_argument("--scale-max", type=int, default=int(os.environ.get("BENCH_SCALE_MAX", 512)))
     p.add_argument("--scale-seconds", type=int, default=int(os.environ.get("BENCH_SCALE_SECONDS", 20)))
     p.add_argument("--scale-steps", type=int, default=int(os.environ.get("BENCH_SCALE_STEPS", 6)))
     p.add_argument("--hearth", default="target/release/hearth")

@@ -13,3 +13,10 @@ pub fn config() -> Criterion {
         .warm_up_time(Duration::from_secs_f64((seconds / 2.0).max(0.1)))
         .measurement_time(Duration::from_secs_f64(seconds.max(0.1)))
 }
+
+/// False under `cargo test` (which runs each benchmark once, as a check that it still works):
+/// benches then build smaller fixtures, so CI stays quick.
+#[allow(dead_code)] // not every bench needs it
+pub fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}

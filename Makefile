@@ -11,11 +11,14 @@ DEB_PACKAGES := pkg-config clang libclang-dev \
 	python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	gstreamer1.0-libav gstreamer1.0-x \
-	chromium curl \
+	chromium curl faketime python3-venv \
 	systemd dpkg-dev \
 	mosquitto mosquitto-clients
 # cargo-deb builds the .deb (`make deb`); the packaging test inspects one.
 CARGO_DEB_VERSION := 3.8.0
+# The API fuzzer (PyPI), pinned; see the $(SCHEMATHESIS) rule.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS := .venv/schemathesis-$(SCHEMATHESIS_VERSION)/bin/schemathesis
 
 # `sudo make install`: PREFIX for the binary and unit, DESTDIR to stage into another root (then
 # no user is created and systemd is not touched). BIN is what gets installed.
@@ -27,13 +30,20 @@ BIN ?= target/release/hearth
 # `make bench` only: the age CLI (the reference for hearth's encryption and decryption).
 BENCH_DEB_PACKAGES := age
 
-.PHONY: deps debs cargo-deb bench-deps build demo test bench clean install uninstall deb
+.PHONY: deps debs cargo-deb bench-deps build demo test bench clean install uninstall deb fuzz
 
-deps: debs cargo-deb node_modules/.package-lock.json
+deps: debs cargo-deb node_modules/.package-lock.json $(SCHEMATHESIS)
 
 debs:
 	@scripts/deps.sh $(DEB_PACKAGES)
 	@command -v node >/dev/null || scripts/deps.sh nodejs npm
+
+# schemathesis (PyPI) for the API fuzz test (tests/schemathesis.rs), in a venv of Debian's
+# python3 (PEP 668: no pip into the system). Rebuilt when the pinned version changes.
+$(SCHEMATHESIS): | debs
+	rm -rf .venv/schemathesis-*
+	/usr/bin/python3 -m venv .venv/schemathesis-$(SCHEMATHESIS_VERSION)
+	.venv/schemathesis-$(SCHEMATHESIS_VERSION)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
 cargo-deb:
 	@$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb --version $(CARGO_DEB_VERSION)
@@ -67,6 +77,27 @@ bench-deps: deps
 bench: bench-deps
 	$(CARGO) build --release --bins --examples
 	/usr/bin/python3 scripts/bench.py
+
+# cargo-fuzz targets (fuzz/, its own workspace: `make test` never builds it). Stable Rust with
+# RUSTC_BOOTSTRAP=1 stands in for nightly; no sanitizer (the targets are safe Rust, and it
+# halves the build). FUZZ_SECONDS per target: the default 12 s × 5 targets is a one-minute
+# smoke run; `make fuzz FUZZ_SECONDS=3600` fuzzes for real. The corpus grows in
+# target/fuzz-corpus (not committed); crashes land in fuzz/artifacts/<target>/ and become
+# regression tests (see docs/reliability.md).
+FUZZ_TARGETS := config range fmp4_scan age_recovery onvif_events
+FUZZ_SECONDS ?= 12
+FUZZ := RUSTC_BOOTSTRAP=1 cargo fuzz
+FUZZ_FLAGS := --sanitizer none --release --debug-assertions --target-dir $(CURDIR)/target/fuzz
+
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(FUZZ) build $(FUZZ_FLAGS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ) run $(FUZZ_FLAGS) $$t target/fuzz-corpus/$$t $$(test -d fuzz/seeds/$$t && echo fuzz/seeds/$$t) -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

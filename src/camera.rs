@@ -25,6 +25,10 @@ use crate::shutdown::Shutdown;
 
 /// No frame for this long means the camera stalled (TCP open, no data).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long DESCRIBE, SETUP and PLAY may each take. retina waits for a response forever, so
+/// without this a camera that accepts the connection and never answers would hold the camera
+/// task in "connecting" until hearth restarts.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -40,6 +44,8 @@ pub enum IngestError {
     NoParameters,
     #[error("camera stalled: no frame for {} s", STALL_TIMEOUT.as_secs())]
     Stalled,
+    #[error("camera did not answer {0} within {secs} s", secs = REQUEST_TIMEOUT.as_secs())]
+    NoAnswer(&'static str),
     #[error("cannot record stream: {0}")]
     Unsupported(String),
     #[error("clip writer stopped")]
@@ -220,7 +226,7 @@ async fn record_session(
     let mut url = camera.url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let mut session = client::Session::describe(url, options).await.map_err(rtsp)?;
+    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
 
     let video_i = session
         .streams()
@@ -234,12 +240,10 @@ async fn record_session(
     };
     for i in std::iter::once(video_i).chain(audio_i) {
         let setup = SetupOptions::default().transport(transport.clone()).frame_format(FrameFormat::MP4);
-        session.setup(i, setup).await.map_err(rtsp)?;
+        answered("SETUP", session.setup(i, setup)).await?.map_err(rtsp)?;
     }
-    let playing = session
-        .play(PlayOptions::default().enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).expect("10 > 0")))
-        .await
-        .map_err(rtsp)?;
+    let play = PlayOptions::default().enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).expect("10 > 0"));
+    let playing = answered("PLAY", session.play(play)).await?.map_err(rtsp)?;
     let mut demuxed = playing.demuxed().map_err(rtsp)?;
 
     let mut video = demuxed.streams()[video_i].parameters().and_then(video_params);
@@ -253,8 +257,11 @@ async fn record_session(
     let mut meter = RateMeter::new();
     let mut session_started = false;
     let mut frames_without_params = 0u32;
+    // A stall is measured from the last *video* frame: a camera whose encoder hung may keep
+    // its RTSP stack alive and go on sending RTCP sender reports.
+    let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
             Err(_) => return Err(IngestError::Stalled),
             Ok(None) => return Err(IngestError::Rtsp("camera closed the stream".into())),
             Ok(Some(Err(e))) => return Err(rtsp(e)),
@@ -262,6 +269,7 @@ async fn record_session(
         };
         match item {
             CodecItem::VideoFrame(frame) if frame.stream_id() == video_i => {
+                stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
                 if frame.has_new_parameters() || video.is_none() {
                     let fresh = demuxed.streams()[video_i].parameters().and_then(video_params);
                     if let (Some(params), true) = (&fresh, session_started) {
@@ -326,6 +334,11 @@ async fn record_session(
     }
 }
 
+/// `request` unless the camera takes longer than [`REQUEST_TIMEOUT`] to answer it.
+async fn answered<T>(method: &'static str, request: impl std::future::Future<Output = T>) -> Result<T, IngestError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request).await.map_err(|_| IngestError::NoAnswer(method))
+}
+
 /// Keeps a session to the camera's sub-stream (`sub_url`) up for motion detection only: its
 /// frames go to `sink`, nothing is recorded. Same reconnect policy as the main stream.
 pub async fn run_substream(
@@ -373,14 +386,16 @@ async fn substream_session(
     let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
     let mut demuxed = open_video_session(camera, url).await?;
     let mut entry: Option<Arc<Vec<u8>>> = None;
+    let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT; // from the last video frame
     loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
             Err(_) => return Err(IngestError::Stalled),
             Ok(None) => return Ok(()),
             Ok(Some(Err(e))) => return Err(rtsp(e)),
             Ok(Some(Ok(item))) => item,
         };
         let CodecItem::VideoFrame(frame) = item else { continue };
+        stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
         if frame.has_new_parameters() || entry.is_none() {
             let stream = &demuxed.streams()[frame.stream_id()];
             entry = stream.parameters().and_then(video_params).map(|p| Arc::new(p.sample_entry));
@@ -409,7 +424,7 @@ async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<cli
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let mut session = client::Session::describe(url, options).await.map_err(rtsp)?;
+    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
     let video = session
         .streams()
         .iter()
@@ -419,11 +434,9 @@ async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<cli
         Transport::Tcp => client::Transport::Tcp(Default::default()),
         Transport::Udp => client::Transport::Udp(Default::default()),
     };
-    session
-        .setup(video, SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4))
-        .await
-        .map_err(rtsp)?;
-    let playing = session.play(PlayOptions::default()).await.map_err(rtsp)?;
+    let setup = SetupOptions::default().transport(transport).frame_format(FrameFormat::MP4);
+    answered("SETUP", session.setup(video, setup)).await?.map_err(rtsp)?;
+    let playing = answered("PLAY", session.play(PlayOptions::default())).await?.map_err(rtsp)?;
     playing.demuxed().map_err(rtsp)
 }
 
@@ -509,6 +522,10 @@ impl RateMeter {
     fn add(&mut self, bytes: usize, now_us: i64, status: &watch::Sender<CameraStatus>) {
         self.bytes += bytes as u64;
         self.frames += 1;
+        // The wall clock was set back: start over rather than go quiet until it catches up.
+        if now_us < self.window_start_us || now_us < self.last_published_us {
+            (self.window_start_us, self.last_published_us) = (now_us, 0);
+        }
         let elapsed = now_us - self.window_start_us;
         if elapsed >= Self::WINDOW_US {
             let seconds = elapsed as f64 / 1e6;

@@ -193,6 +193,7 @@ impl ClipWriter {
         let camera = self.camera.clone();
         let (id, rel_path) =
             self.retry_if_full(|| self.index.insert_open_clip(new, |id| clip_rel_path(&camera, new.start_us, id)))?;
+        crate::fault::crash_point("clip-row-inserted");
         let final_path = self.data_dir.join(&rel_path);
         let dir = final_path.parent().unwrap_or(&self.data_dir).to_owned();
         create_dir_durable(&dir).map_err(io_err(&dir))?;
@@ -245,9 +246,11 @@ impl ClipWriter {
             return Ok(None);
         }
         let bytes = open.file.finish()?;
+        crate::fault::crash_point("clip-finished");
         std::fs::rename(&part, &open.final_path).map_err(io_err(&open.final_path))?;
         let dir = open.final_path.parent().unwrap_or(&self.data_dir);
         sync_dir(dir).map_err(io_err(dir))?;
+        crate::fault::crash_point("clip-renamed");
         self.retry_if_full(|| self.index.close_clip(open.id, &stats(progress, bytes)))?;
         tracing::info!(
             camera = %self.camera,

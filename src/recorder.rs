@@ -164,6 +164,9 @@ pub struct Recorder {
     anchor: Option<(i64, i64)>,
     /// Wall-clock end of the last clip, to record gaps.
     last_end_us: Option<i64>,
+    /// The wall clock is behind what is already recorded (it was set back): clips continue
+    /// from the last end. Logged once, not at every clip.
+    clock_behind: bool,
     gap_reason: String,
     events: std::collections::VecDeque<ClipEvent>,
 }
@@ -181,6 +184,7 @@ impl Recorder {
             last_duration: 0,
             anchor: None,
             last_end_us,
+            clock_behind: false,
             gap_reason: "hearth was not running".to_owned(),
             events: std::collections::VecDeque::new(),
         }
@@ -287,13 +291,21 @@ impl Recorder {
         match self.wall_us(frame.time_90k) {
             Some(wall) if (frame.received_us - wall).abs() <= MAX_DRIFT_US => wall,
             Some(wall) => {
-                tracing::warn!(
-                    drift_ms = (frame.received_us - wall) / 1000,
-                    "camera clock drifted from wall clock; re-anchoring"
-                );
-                self.anchor = Some((frame.time_90k, frame.received_us));
-                // Never start before the previous clip ended: the index must stay ordered.
-                frame.received_us.max(self.last_end_us.unwrap_or(i64::MIN))
+                // Never start before the previous clip ended: the index must stay ordered. When
+                // the wall clock was set back behind what is already recorded, recording goes
+                // on from the last clip's end (and the anchor with it) until the clock catches up.
+                let start = frame.received_us.max(self.last_end_us.unwrap_or(i64::MIN));
+                let behind = start != frame.received_us;
+                if !(behind && self.clock_behind) {
+                    tracing::warn!(
+                        drift_ms = (frame.received_us - wall) / 1000,
+                        behind_recorded_time = behind,
+                        "camera clock drifted from wall clock; re-anchoring"
+                    );
+                }
+                self.clock_behind = behind;
+                self.anchor = Some((frame.time_90k, start));
+                start
             }
             None => {
                 let start = frame.received_us.max(self.last_end_us.unwrap_or(i64::MIN));
@@ -538,6 +550,49 @@ mod tests {
         let clips = clips(&record(frames, 60));
         assert_eq!(clips.len(), 2);
         assert!(clips[1].0 >= clips[0].1.end_us);
+    }
+
+    /// Regression (issue #8): after the system clock was set back an hour, the clip after the
+    /// re-anchored one started an hour before its predecessor ended.
+    #[test]
+    fn a_wall_clock_set_back_or_forward_never_reorders_the_index() {
+        const HOUR_US: i64 = 3_600_000_000;
+        // 30 s at 25 fps in 2 s clips; the wall clock goes back an hour at 8 s, forward two
+        // hours at 16 s (an hour ahead of where it started).
+        let frames = (0..750).map(|i| {
+            let mut f = frame(i, 50);
+            let t = i * FRAME / 90_000;
+            f.received_us += match t {
+                8..=15 => -HOUR_US,
+                16.. => HOUR_US,
+                _ => 0,
+            };
+            f
+        });
+        let events = record(frames, 2);
+        let clips = clips(&events);
+        assert_eq!(clips.iter().map(|(_, p)| p.frames).sum::<i64>(), 750, "no frame lost");
+        for pair in clips.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1.end_us,
+                "clip starting {} before the previous end {}",
+                pair[1].0,
+                pair[0].1.end_us
+            );
+        }
+        // Set back: recording goes on seamlessly from the last end. Set forward past recorded
+        // time: the clock is followed, and the jump is a gap.
+        let back = clips.iter().position(|(start, _)| *start >= 1_700_000_000_000_000 + 8_000_000).unwrap();
+        assert_eq!(clips[back].0, clips[back - 1].1.end_us);
+        let gaps: Vec<(i64, i64)> = events
+            .iter()
+            .filter_map(
+                |e| if let ClipEvent::Gap { start_us, end_us, .. } = e { Some((*start_us, *end_us)) } else { None },
+            )
+            .collect();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(gaps[0].1 - gaps[0].0 > HOUR_US / 2, "{gaps:?}");
+        assert!(clips.last().unwrap().1.end_us > 1_700_000_000_000_000 + HOUR_US + 29_000_000);
     }
 
     #[test]

@@ -208,6 +208,18 @@ fn read_complete_prefix(
     scan_into(path, identity, id, None)
 }
 
+/// The recovery of one interrupted clip on its own, without an index: what start-up recovery
+/// does to a `.part` file. For the fuzz target `age_recovery` (fuzz/), which feeds it
+/// truncated and corrupted age streams.
+pub fn recover_file(
+    source: &Path,
+    destination: &Path,
+    identity: &UnlockedIdentity,
+    recipient: &Recipient,
+) -> Result<Option<ContentSummary>, RecoveryError> {
+    rewrite_complete_prefix(source, destination, identity, recipient, 0)
+}
+
 /// Re-encrypts every complete fragment of `source` into `destination` (via a temporary file
 /// renamed into place). `None` when nothing complete was found.
 fn rewrite_complete_prefix(

@@ -218,9 +218,11 @@ impl Retention {
 /// Deletes one clip in the crash-safe order: row marked, file removed, row deleted.
 pub fn delete_clip(index: &Index, data_dir: &std::path::Path, id: i64, rel_path: &str) -> Result<(), RetentionError> {
     index.set_clip_state(id, ClipState::Deleting)?;
+    crate::fault::crash_point("purge-marked");
     let path = data_dir.join(rel_path);
     remove_if_exists(&path)?;
     remove_if_exists(&part_path(&path))?;
+    crate::fault::crash_point("purge-file-removed");
     index.delete_clip_row(id)?;
     Ok(())
 }

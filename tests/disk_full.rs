@@ -1,5 +1,6 @@
 //! A full disk: the data dir on a small tmpfs that fills up while recording. hearth must
-//! purge the oldest clips and go on, with no crash and no corrupt clip.
+//! purge the oldest clips and go on, with no crash and no corrupt clip; the web UI must keep
+//! serving (listing, playing) throughout, and the index must match the files afterwards.
 
 mod common;
 mod hub;
@@ -47,13 +48,33 @@ fn a_full_disk_purges_the_oldest_clips_and_recording_goes_on() {
     let camera = CameraSpec { name: "door".into(), url: server.url(), extra: String::new() };
     let mut hub = Hub::new_in(Some(disk.0.join("data")), "clip_seconds = 2\nmax_bytes = \"1TB\"", &[camera]);
     hub.start();
+    let url = hub.web_url();
+    let client = hub.login(&url);
     let started = Instant::now();
     let mut seen = std::collections::BTreeSet::new();
+    let mut played = 0;
     while started.elapsed() < Duration::from_secs(35) {
         std::thread::sleep(Duration::from_secs(1));
         assert!(hub.is_serving(), "hearth serve died on a full disk\n{}", hub.log());
-        seen.extend(hub.clips().iter().map(|c| c.id));
+        let clips = hub.clips();
+        seen.extend(clips.iter().map(|c| c.id));
+        // The web UI keeps serving while the disk is full: lists, the timeline, playback.
+        for path in ["api/cameras", "api/clips?camera=door", "api/cameras/door/timeline", "api/storage"] {
+            let (status, _, body) = hub::fetch(client.get(path));
+            assert_eq!(status, 200, "{path} on a full disk: {}\n{}", String::from_utf8_lossy(&body), hub.log());
+        }
+        if let Some(newest) = clips.last() {
+            let (status, _, body) = hub::fetch(client.get(&format!("api/clips/{}.mp4", newest.id)));
+            // Purged between the listing and the request: a 404 is the right answer then.
+            let purged = status == 404 && !hub.clips().iter().any(|c| c.id == newest.id);
+            assert!(status == 200 || purged, "clip {} on a full disk: {status}\n{}", newest.id, hub.log());
+            if status == 200 {
+                assert!(!body.is_empty());
+                played += 1;
+            }
+        }
     }
+    assert!(played > 10, "only {played} clips played while the disk was full");
     let stopped_at_us = now_us();
     hub.stop();
     let log = hub.log();
@@ -75,10 +96,20 @@ fn a_full_disk_purges_the_oldest_clips_and_recording_goes_on() {
     // Every clip left is intact.
     let check = hub.run(&["check"]);
     let report = String::from_utf8_lossy(&check.stdout);
+    // The index matches the files: nothing to recover, repair or move aside.
     assert!(
-        check.status.success() && report.contains("0 damaged"),
+        report.contains("0 index row(s) without file dropped") && report.contains("0 orphan file(s) moved"),
+        "{report}"
+    );
+    assert!(
+        check.status.success() && report.contains(" 0 repaired, 0 damaged"),
         "{report}\n{}",
         String::from_utf8_lossy(&check.stderr)
+    );
+    eprintln!(
+        "disk full: {} clips recorded, {} purged to make room, {played} played over HTTP meanwhile; {report}",
+        seen.len(),
+        seen.len() - clips.len()
     );
     for clip in clips.iter().rev().take(3) {
         let path = hub.decrypt_to(clip.id, scratch.path());

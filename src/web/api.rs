@@ -289,10 +289,10 @@ struct UnlockRequest {
 async fn unlock(
     State(state): State<AppState>,
     Extension(me): Extension<Me>,
-    body: Result<Json<UnlockRequest>, axum::extract::rejection::JsonRejection>,
+    body: super::JsonBody<UnlockRequest>,
 ) -> Result<StatusCode, ApiError> {
     me.require_admin(&state, "unlock")?;
-    let Json(request) = body.map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
+    let request = super::BodyExt::into_inner(body)?;
     if request.passphrase.is_empty() {
         return Err(ApiError::bad_request("bad_body", "the passphrase is empty"));
     }

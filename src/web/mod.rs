@@ -200,20 +200,73 @@ pub(crate) trait BodyExt<T> {
 
 impl<T> BodyExt<T> for JsonBody<T> {
     fn into_inner(self) -> Result<T, ApiError> {
-        self.map(|Json(body)| body).map_err(|e| ApiError::bad_request("bad_body", e.body_text()))
+        self.map(|Json(body)| body).map_err(|e| match e.status() {
+            // Over `MAX_API_BODY`: the size is the problem, not the JSON.
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(e.status(), "too_large", e.body_text()),
+            _ => ApiError::bad_request("bad_body", e.body_text()),
+        })
     }
 }
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> axum::Router {
-    let api =
-        api::routes().merge(video::routes()).merge(account::routes()).merge(admin::routes()).merge(events::routes());
+    let api = api::routes()
+        .merge(video::routes())
+        .merge(account::routes())
+        .merge(admin::routes())
+        .merge(events::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn(refuse_bad_requests));
     axum::Router::new()
         .nest("/api", api)
         .merge(assets::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Refuses, before any handler: a query string that percent-decodes to invalid UTF-8 (axum's
+/// `Query` would decode it lossily, turning garbage into U+FFFD that a filter then matches
+/// against), and a body announced larger than [`MAX_API_BODY`], before a byte of it is read
+/// (`DefaultBodyLimit` alone would wait for the first 64 KiB to arrive).
+async fn refuse_bad_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.uri().query().is_some_and(|query| !decodes_to_utf8(query)) {
+        return ApiError::bad_request("bad_query", "the query string is not valid UTF-8").into_response();
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_API_BODY as u64) {
+        let message = format!("request bodies are limited to {} KiB", MAX_API_BODY / 1024);
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether every `application/x-www-form-urlencoded` name and value in `query` decodes to
+/// UTF-8.
+fn decodes_to_utf8(query: &str) -> bool {
+    query.split('&').flat_map(|pair| pair.split('=')).all(|part| {
+        let bytes = part.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                (b'%', Some(high), Some(low)) => {
+                    decoded.push((high * 16 + low) as u8);
+                    i += 3;
+                }
+                (byte, _, _) => {
+                    decoded.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    })
 }
 
 /// axum's own rejections (a path segment that is not UTF-8, a query of the wrong type, a
@@ -246,14 +299,13 @@ async fn json_errors(request: axum::extract::Request, next: axum::middleware::Ne
 /// Serves until `shutdown`, over HTTPS when `web.tls` asks for it. Binding and loading the
 /// certificate happen before this returns, so a bad address or key is an error at start-up
 /// rather than a log line later.
-pub async fn serve(state: AppState, mut shutdown: Shutdown) -> std::io::Result<WebServer> {
+pub async fn serve(state: AppState, shutdown: Shutdown) -> std::io::Result<WebServer> {
     let web = state.config.web.clone();
     let listener = std::net::TcpListener::bind(web.listen)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if web.uses_tls() { "https" } else { "http" };
-    let task = if web.uses_tls() {
+    let tls = if web.uses_tls() {
         tls::install_crypto_provider();
         let config =
             axum_server::tls_rustls::RustlsConfig::from_pem_file(&web.tls_cert, &web.tls_key).await.map_err(|e| {
@@ -263,30 +315,98 @@ pub async fn serve(state: AppState, mut shutdown: Shutdown) -> std::io::Result<W
                     web.tls_key.display()
                 ))
             })?;
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            shutdown.recv().await;
-            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-        });
-        let server = axum_server::from_tcp_rustls(listener, config).handle(handle);
-        tokio::spawn(async move {
-            if let Err(e) = server.serve(app).await {
-                tracing::error!(error = %e, "web server failed");
-            }
-        })
+        let mut config = (*config.get_inner()).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()]; // HTTP/1.1 is all we serve
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     } else {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        tokio::spawn(async move {
-            let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.recv().await }).await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "web server failed");
-            }
-        })
+        None
     };
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let task = tokio::spawn(serve_connections(listener, tls, router(state), shutdown));
     let url = format!("{scheme}://{local}/");
     tracing::info!(%url, "web UI listening");
     Ok(WebServer { url, task })
+}
+
+/// How long a client may take to send a request's headers, from the moment the server waits
+/// for them (a new connection, or the next request on a kept-alive one). A LAN client sends
+/// them in milliseconds; without a limit, a few hundred connections trickling one byte at a
+/// time, or sending nothing at all ("slowloris"), would hold every file descriptor.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body under `/api/`: every API body is a small JSON object.
+pub const MAX_API_BODY: usize = 64 * 1024;
+
+/// The accept loop, for HTTP and HTTPS alike: HTTP/1.1 (with upgrades, for live WebSockets)
+/// from hyper directly rather than `axum::serve` or axum-server, because both detect the
+/// protocol version first by reading with no time limit, and `axum::serve` gives hyper no timer
+/// at all, so no header timeout ever applied. Each request carries the peer address as
+/// `ConnectInfo`, like `into_make_service_with_connect_info`. On shutdown the listener closes
+/// and every connection finishes its current request, then closes.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    mut shutdown: Shutdown,
+) {
+    let (closing, _) = tokio::sync::watch::channel(());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, typically: wait instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a web connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (app, tls, closing) = (app.clone(), tls.clone(), closing.subscribe());
+        connections.spawn(async move {
+            match tls {
+                None => serve_connection(stream, peer, app, closing).await,
+                Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, peer, app, closing).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
+            }
+        });
+    }
+    drop(listener);
+    drop(closing);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: axum::Router,
+    mut closing: tokio::sync::watch::Receiver<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    use tower::ServiceExt as _;
+    let service = app.map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        request.map(axum::body::Body::new)
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closing.changed() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 /// The running server.
@@ -329,6 +449,17 @@ mod tests {
         soon.set(UnlockedIdentity::from_identity(age::x25519::Identity::generate()));
         soon.lock();
         assert!(soon.identity().is_none());
+    }
+
+    #[test]
+    fn query_strings_must_decode_to_utf8() {
+        for good in ["", "camera=door", "start=2026-11-24T10%3A00%3A00Z&end=x", "q=caf%C3%A9", "a=%", "a=%zz", "a+b=c"]
+        {
+            assert!(decodes_to_utf8(good), "{good}");
+        }
+        for bad in ["user=%FF", "%C0%AF=x", "a=b&c=%ED%A0%80", "x=%E2%82"] {
+            assert!(!decodes_to_utf8(bad), "{bad}");
+        }
     }
 
     #[test]

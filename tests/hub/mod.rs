@@ -115,11 +115,17 @@ impl Hub {
 
     /// Starts `hearth serve`, its log appended to serve.log.
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// Starts `hearth serve` with extra environment variables (e.g. `HEARTH_CRASH_AT`).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already serving");
         self.urls_before = self.log().matches("web UI at ").count();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
         let child = self
             .command()
+            .envs(env.iter().copied())
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -168,6 +174,14 @@ impl Hub {
         assert!(status.success(), "hearth serve exited with {status}\n{}", self.log());
     }
 
+    /// Waits up to `timeout` for `hearth serve` to exit by itself (e.g. at a crash point);
+    /// returns its status, or `None` if it is still running (it is then left running).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let status = wait_with_timeout(self.child.as_mut().expect("not serving"), timeout)?;
+        self.child = None;
+        Some(status)
+    }
+
     /// `kill -9`: a power cut as far as hearth can tell.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("not serving");
@@ -206,6 +220,23 @@ impl Hub {
         }
         let out = self.run(&args);
         assert!(out.status.success(), "user add: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Process id of the running `hearth serve` (not of a wrapper).
+    pub fn pid(&self) -> Option<u32> {
+        if self.wrapped {
+            return None;
+        }
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Resident memory of the running `hearth serve` now and at its peak, in KiB
+    /// (`VmRSS`, `VmHWM` from /proc).
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let field =
+            |name: &str| status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok();
+        Some((field("VmRSS:")?, field("VmHWM:")?))
     }
 
     pub fn is_serving(&mut self) -> bool {

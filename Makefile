@@ -27,8 +27,10 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/hearth
 BIN ?= target/release/hearth
+# `make bench` only: the age CLI (the reference for hearth's encryption and decryption).
+BENCH_DEB_PACKAGES := age
 
-.PHONY: deps debs cargo-deb build demo test bench clean install uninstall deb fuzz
+.PHONY: deps debs cargo-deb bench-deps build demo test bench clean install uninstall deb fuzz
 
 deps: debs cargo-deb node_modules/.package-lock.json $(SCHEMATHESIS)
 
@@ -67,9 +69,14 @@ test: deps
 	$(CARGO) test --all-targets -- --test-threads=2
 	node --test tests/browser/
 
-bench: deps
-	$(CARGO) build --release
-	/usr/bin/python3 scripts/bench_record.py
+bench-deps: deps
+	@scripts/deps.sh $(BENCH_DEB_PACKAGES)
+
+# hearth against the alternatives in one run; prints one markdown table and rewrites
+# bench/RESULTS.md. Knobs (environment): see scripts/bench.py.
+bench: bench-deps
+	$(CARGO) build --release --bins --examples
+	/usr/bin/python3 scripts/bench.py
 
 # cargo-fuzz targets (fuzz/, its own workspace: `make test` never builds it). Stable Rust with
 # RUSTC_BOOTSTRAP=1 stands in for nightly; no sanitizer (the targets are safe Rust, and it

@@ -332,12 +332,30 @@ impl Index {
     /// Clips in `state`, of one camera or all, overlapping `[start_us, end_us)`, by start time.
     pub fn clips(&self, filter: &ClipFilter<'_>) -> Result<Vec<Clip>, DbError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "{CLIP_SELECT}
-             WHERE (?1 IS NULL OR k.name = ?1) AND (?2 IS NULL OR c.state = ?2)
-               AND c.end_us >= ?3 AND c.start_us < ?4
-             ORDER BY c.start_us, c.id"
-        ))?;
+        let sql = if filter.camera.is_some() {
+            // One camera's clips never overlap, so those meeting the range are the ones starting
+            // in it plus the last one starting before it: both are range scans of
+            // clips_camera_start, and the cost follows the rows returned, not the archive's
+            // age (a year of one-minute clips: under a millisecond for a day).
+            format!(
+                "{CLIP_SELECT}
+                 WHERE c.camera_id = (SELECT id FROM cameras WHERE name = ?1) AND (?2 IS NULL OR c.state = ?2)
+                   AND c.start_us < ?4 AND c.end_us >= ?3
+                   AND c.start_us >= coalesce(
+                       (SELECT p.start_us FROM clips p
+                        WHERE p.camera_id = (SELECT id FROM cameras WHERE name = ?1) AND p.start_us < ?3
+                        ORDER BY p.start_us DESC LIMIT 1),
+                       ?3)
+                 ORDER BY c.start_us, c.id"
+            )
+        } else {
+            format!(
+                "{CLIP_SELECT}
+                 WHERE (?2 IS NULL OR c.state = ?2) AND c.end_us >= ?3 AND c.start_us < ?4
+                 ORDER BY c.start_us, c.id"
+            )
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
             params![filter.camera, filter.state.map(ClipState::as_str), filter.start_us, filter.end_us],
             clip_from_row,
@@ -514,6 +532,40 @@ mod tests {
 
     fn new_clip(camera: &str, start_us: i64) -> NewClip<'_> {
         NewClip { camera, start_us, codec: "avc1.64001f", width: 640, height: 360, has_audio: false }
+    }
+
+    /// The per-camera query must return exactly what the plain overlap test does.
+    #[test]
+    fn a_cameras_clips_in_a_range_match_the_overlap_definition() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.sqlite3")).unwrap();
+        // Back-to-back 10 s clips from 0 to 100 s, with a gap from 100 to 120 s, then to 150 s.
+        let spans: Vec<(i64, i64)> = (0..10).map(|i| (i * 10, i * 10 + 10)).chain([(120, 130), (130, 150)]).collect();
+        for (start, end) in &spans {
+            for camera in ["door", "yard"] {
+                let (id, _) =
+                    index.insert_open_clip(&new_clip(camera, start * 1_000_000), |id| format!("clips/{id}")).unwrap();
+                let stats = ClipStats { end_us: end * 1_000_000, ..ClipStats::default() };
+                index.close_clip(id, &stats).unwrap();
+            }
+        }
+        for (from, to) in
+            [(0, 1), (5, 15), (10, 10), (99, 125), (100, 119), (101, 102), (149, 500), (150, 151), (-50, 0)]
+        {
+            let filter = ClipFilter {
+                camera: Some("door"),
+                start_us: from * 1_000_000,
+                end_us: to * 1_000_000 + 1,
+                ..ClipFilter::default()
+            };
+            let got: Vec<i64> = index.clips(&filter).unwrap().iter().map(|c| c.start_us / 1_000_000).collect();
+            let want: Vec<i64> = spans
+                .iter()
+                .filter(|(start, end)| *end * 1_000_000 >= filter.start_us && *start * 1_000_000 < filter.end_us)
+                .map(|(start, _)| *start)
+                .collect();
+            assert_eq!(got, want, "range {from}..={to}");
+        }
     }
 
     #[test]

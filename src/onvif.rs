@@ -795,8 +795,8 @@ async fn post(
     let text = String::from_utf8_lossy(&body).into_owned();
     if !(200..300).contains(&status) {
         // Cameras answer faults with 400 or 500; those say more than the status.
-        if let Ok(root) = parse_xml(&text) {
-            soap_body(&root)?;
+        if let Some(Err(fault @ OnvifError::Fault { .. })) = parse_xml(&text).ok().as_ref().map(soap_body) {
+            return Err(fault);
         }
         return Err(if status == 401 { OnvifError::Unauthorized } else { OnvifError::Status(status) });
     }

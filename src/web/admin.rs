@@ -320,7 +320,10 @@ async fn connections(
     Extension(me): Extension<Me>,
 ) -> Result<Json<Connections>, ApiError> {
     me.require_admin(&state, "connections")?;
-    let address = |url: &url::Url| format!("{}:{}", url.host_str().unwrap_or(""), url.port().unwrap_or(554));
+    let address = |url: &url::Url| {
+        let port = url.port_or_known_default().unwrap_or(if url.scheme().starts_with("rtsp") { 554 } else { 80 });
+        format!("{}:{}", url.host_str().unwrap_or(""), port)
+    };
     let allowed = state
         .config
         .cameras
@@ -328,6 +331,7 @@ async fn connections(
         .flat_map(|c| {
             std::iter::once(&c.url)
                 .chain(c.sub_url.as_ref())
+                .chain(c.onvif.as_ref().map(|o| &o.url))
                 .map(|url| ConfiguredCamera { name: c.name.clone(), address: address(url) })
         })
         .chain(

@@ -198,9 +198,9 @@ test('a viewer sees no trace of a camera without a grant', { timeout: 90_000 }, 
     await cards.first().waitFor();
     await page.locator('[data-testid="camera-card"] [data-testid="live-video"][data-state="playing"]').waitFor({ timeout: 20_000 });
     assert.deepEqual(await cards.evaluateAll((els) => els.map((e) => e.dataset.camera)), ['door']);
-    // Navigation: cameras and account only.
+    // Navigation: cameras, events (of the cameras they may see) and account only.
     const nav = await page.locator('.topnav [data-nav]').evaluateAll((els) => els.map((e) => e.dataset.nav));
-    assert.deepEqual(nav, ['cameras', 'account']);
+    assert.deepEqual(nav, ['cameras', 'events', 'account']);
     assert.equal(await page.locator('[data-testid="lock-badge"]').count(), 0, 'only admins lock and unlock');
     assert.doesNotMatch(await page.locator('body').innerText(), /garage/);
     await screenshot(page, 'viewer-grid');
@@ -225,6 +225,7 @@ test('a viewer sees no trace of a camera without a grant', { timeout: 90_000 }, 
         garageTimeline: await status(`api/cameras/garage/timeline?${range}`),
         garageClips: await status(`api/clips?camera=garage&${range}`),
         garageExport: await status(`api/cameras/garage/export.mp4?${range}`),
+        garageEvents: await status('api/events?camera=garage'),
         nosuchSnapshot: await status('api/cameras/nosuch/snapshot.jpg'),
         doorTimeline: await status(`api/cameras/door/timeline?${range}`),
         doorSnapshot: (await fetch('api/cameras/door/snapshot.jpg')).status,
@@ -236,7 +237,7 @@ test('a viewer sees no trace of a camera without a grant', { timeout: 90_000 }, 
     });
     t.diagnostic(JSON.stringify(probe));
     assert.deepEqual(probe.cameras, ['door']);
-    for (const key of ['garageSnapshot', 'garageTimeline', 'garageClips', 'garageExport', 'doorTimeline', 'users', 'storage']) {
+    for (const key of ['garageSnapshot', 'garageTimeline', 'garageClips', 'garageExport', 'garageEvents', 'doorTimeline', 'users', 'storage']) {
       assert.deepEqual(probe[key], { status: 403, error: 'forbidden' }, key);
     }
     assert.deepEqual(probe.nosuchSnapshot, probe.garageSnapshot, 'a camera without a grant looks like one that does not exist');
@@ -310,9 +311,8 @@ test('a password change logs the other browser out and stops its live video', { 
     assert.match(await b.page.locator('[data-testid="login-notice"]').innerText(), /session has ended/i);
     await screenshot(b.page, 'session-ended');
 
-    // C: its next action finds the session gone.
-    await c.page.locator('[data-testid="nav-cameras"]').first().click();
-    await c.page.locator('[data-testid="login-screen"]').waitFor({ timeout: 5000 });
+    // C, idle: its live event feed ends with the session, and the login form shows by itself.
+    await c.page.locator('[data-testid="login-screen"]').waitFor({ timeout: 10_000 });
 
     // A keeps its session; B logs in with the new password and is back on live door.
     assert.equal(await a.page.evaluate(() => fetch('api/account').then((r) => r.status)), 200);
@@ -380,7 +380,11 @@ test('when an admin requires 2FA, an account without it is taken to the set-up f
     await owner.page.locator('[data-testid="require-2fa"]:not([disabled])').waitFor();
     await box.check();
     await owner.page.locator('[data-testid="settings-card"] .form-ok').waitFor();
-    assert.deepEqual(await hub.api.get('api/settings'), { require_2fa: true });
+    // It holds at once, for open sessions too: the owner's API session (no second factor)
+    // may now only set one up.
+    const held = await hub.api.request('GET', 'api/settings');
+    assert.equal(held.status, 403);
+    assert.equal((await held.json()).error, 'totp_enrolment_required');
 
     // The neighbour has no second factor: after the password, only the set-up.
     const { page } = p;
@@ -403,8 +407,12 @@ test('when an admin requires 2FA, an account without it is taken to the set-up f
     checkPage(p);
     checkPage(owner);
   } finally {
-    // The owner's API session predates the requirement, so it may lift it again.
+    // The requirement holds for open sessions too: the owner's API session sets up a second
+    // factor, lifts the requirement, and turns its second factor off again.
+    const { secret } = await hub.api.post('api/account/totp');
+    await hub.api.post('api/account/totp/confirm', { code: totp(secret) });
     await hub.api.put('api/settings', { require_2fa: false });
+    await hub.api.post('api/account/totp/disable', { password: OWNER.password });
     await Promise.all([owner.close(), p.close()]);
   }
 });

@@ -154,9 +154,10 @@ function connect() {
     handle(notice);
   });
   source.addEventListener('error', () => {
-    // Closed by the hub (the session ended, hearth restarted) or the network: retry with
-    // backoff ourselves, after asking whether the session still stands (a 401 brings the login
-    // screen, which stops the feed).
+    // Closed by the hub (the session ended, hearth restarted) or the network: after a backoff,
+    // ask whether the session still stands (a 401 brings the login screen, which stops the
+    // feed), then listen again. Waiting first also lets the page's own requests and live video
+    // tell the reason of an ended session before this does.
     source.close();
     if (feed.source !== source) return;
     feed.source = null;
@@ -164,11 +165,12 @@ function connect() {
     if (!feed.running) return;
     const delay = Math.min(30_000, 1000 * 2 ** feed.retries) * (0.8 + Math.random() * 0.4);
     feed.retries = Math.min(feed.retries + 1, 6);
-    recheckSession().finally(() => {
-      if (!feed.running || generation !== auth.generation || feed.source) return;
-      clearTimeout(feed.timer);
-      feed.timer = setTimeout(connect, delay);
-    });
+    clearTimeout(feed.timer);
+    feed.timer = setTimeout(() => {
+      recheckSession().finally(() => {
+        if (feed.running && generation === auth.generation && !feed.source) connect();
+      });
+    }, delay);
   });
 }
 

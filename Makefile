@@ -66,7 +66,8 @@ demo: deps
 test: deps
 	$(CARGO) fmt --check
 	$(CARGO) build --all-targets
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --lib --bins --tests --examples -- --test-threads=2
+	$(CARGO) test --benches
 	node --test tests/browser/
 
 bench-deps: deps

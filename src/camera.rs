@@ -215,18 +215,7 @@ async fn record_session(
     // Listed on the connections page for as long as this session lasts.
     let _registration = egress.register("camera", &camera.name, remote);
     let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
-    let creds = camera
-        .username
-        .clone()
-        .map(|username| client::Credentials { username, password: camera.password.clone().unwrap_or_default() });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
-        .teardown(client::TeardownPolicy::Auto);
-    let mut url = camera.url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
+    let mut session = describe(camera, &camera.url).await?;
 
     let video_i = session
         .streams()
@@ -257,6 +246,8 @@ async fn record_session(
     let mut meter = RateMeter::new();
     let mut session_started = false;
     let mut frames_without_params = 0u32;
+    // The sample entry as the motion worker gets it: shared, rebuilt only when it changes.
+    let mut motion_entry: Option<Arc<Vec<u8>>> = None;
     // A stall is measured from the last *video* frame: a camera whose encoder hung may keep
     // its RTSP stack alive and go on sending RTCP sender reports.
     let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
@@ -305,8 +296,11 @@ async fn record_session(
                     });
                 }
                 if let Some(sink) = motion {
+                    if motion_entry.as_deref() != Some(&params.sample_entry) {
+                        motion_entry = Some(Arc::new(params.sample_entry.clone()));
+                    }
                     sink.offer(crate::motion::Frame {
-                        sample_entry: Arc::new(params.sample_entry.clone()),
+                        sample_entry: motion_entry.clone().expect("set above"),
                         data: bytes::Bytes::copy_from_slice(frame.data()),
                         keyframe: frame.is_random_access_point(),
                         time_us: now,
@@ -410,9 +404,8 @@ async fn substream_session(
     }
 }
 
-/// DESCRIBE, SETUP of the first H.264/H.265 stream only, PLAY: a video-only session.
-async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<client::Demuxed, IngestError> {
-    let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
+/// DESCRIBE `url` with the camera's credentials (given to retina, never left in the URL).
+async fn describe(camera: &CameraConfig, url: &url::Url) -> Result<client::Session<client::Described>, IngestError> {
     let creds = camera
         .username
         .clone()
@@ -424,7 +417,13 @@ async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<cli
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let mut session = answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(rtsp)?;
+    answered("DESCRIBE", client::Session::describe(url, options)).await?.map_err(|e| IngestError::Rtsp(e.to_string()))
+}
+
+/// DESCRIBE, SETUP of the first H.264/H.265 stream only, PLAY: a video-only session.
+async fn open_video_session(camera: &CameraConfig, url: &url::Url) -> Result<client::Demuxed, IngestError> {
+    let rtsp = |e: retina::Error| IngestError::Rtsp(e.to_string());
+    let mut session = describe(camera, url).await?;
     let video = session
         .streams()
         .iter()

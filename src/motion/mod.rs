@@ -150,7 +150,11 @@ impl Worker {
         self.waiting_for_keyframe = false;
         self.last_time_us = frame.time_us;
         let (codec_id, annex_b) = crate::snapshot::to_annex_b(&frame.sample_entry, &frame.data)?;
-        let stale = self.decoder.as_ref().is_none_or(|(entry, _)| *entry != frame.sample_entry);
+        // The camera shares one Arc per parameter set, so a pointer check settles it per frame.
+        let stale = self
+            .decoder
+            .as_ref()
+            .is_none_or(|(entry, _)| !Arc::ptr_eq(entry, &frame.sample_entry) && *entry != frame.sample_entry);
         if stale {
             let codec = ffmpeg::decoder::find(codec_id).ok_or(SnapshotError::CodecMissing("decoder"))?;
             let decoder = ffmpeg::codec::Context::new_with_codec(codec).decoder().video().map_err(ff("decoder"))?;

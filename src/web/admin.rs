@@ -12,7 +12,7 @@ use super::guard::Me;
 use super::{blocking, ApiError, AppState, BodyExt, JsonBody};
 use crate::audit::{self, Action, Filter};
 use crate::auth::{Grant, Role, User};
-use crate::time::{format_us, now_us, parse_rfc3339};
+use crate::time::{format_us, now_us};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -238,16 +238,7 @@ async fn audit_log(
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
     me.require_admin(&state, "audit")?;
-    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
-        value
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                parse_rfc3339(v)
-                    .ok_or_else(|| ApiError::bad_request("bad_time", format!("`{name}` must be an RFC 3339 time")))
-            })
-            .transpose()
-    };
+    let time = super::api::optional_time;
     if let Some(action) = query.action.as_deref().filter(|a| !a.is_empty()) {
         if Action::parse(action).is_none() {
             return Err(ApiError::bad_request("bad_action", format!("unknown action `{action}`")));

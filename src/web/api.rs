@@ -88,6 +88,18 @@ async fn cameras(State(state): State<AppState>, Extension(me): Extension<Me>) ->
     Json(views)
 }
 
+/// An optional RFC 3339 query parameter (`name` is for the error message); empty means absent.
+pub(super) fn optional_time(name: &str, value: &Option<String>) -> Result<Option<i64>, ApiError> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            parse_rfc3339(v)
+                .ok_or_else(|| ApiError::bad_request("bad_time", format!("`{name}` must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
 /// `start`/`end` query parameters: RFC 3339 times.
 #[derive(Deserialize)]
 pub(super) struct TimeRange {

@@ -17,7 +17,7 @@ use super::guard::{forbidden_camera, Me};
 use super::{blocking, ApiError, AppState};
 use crate::audit::{Action, Event as AuditEvent};
 use crate::events::{self, Filter};
-use crate::time::{format_us, now_us, parse_rfc3339};
+use crate::time::{format_us, now_us};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,16 +60,7 @@ async fn list(
     Extension(me): Extension<Me>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<EventView>>, ApiError> {
-    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
-        value
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                parse_rfc3339(v)
-                    .ok_or_else(|| ApiError::bad_request("bad_time", format!("`{name}` must be an RFC 3339 time")))
-            })
-            .transpose()
-    };
+    let time = super::api::optional_time;
     let visible: Vec<String> =
         state.cameras.iter().filter(|c| me.caller.sees(&c.name)).map(|c| c.name.clone()).collect();
     let cameras = match query.camera.filter(|c| !c.is_empty()) {

@@ -45,10 +45,47 @@ async fn live(
     Ok(upgrade.on_upgrade(move |socket| async move {
         tracing::info!(camera = %name, user = %me.caller.name, "live viewer connected");
         state.audit.log(Action::LiveStart, me.event().camera(&name));
-        let end = stream_live(socket, &feed, &state, &me, &name).await;
-        state.audit.log(Action::LiveStop, Event { result: end.to_owned(), ..me.event().camera(&name) });
-        tracing::info!(camera = %name, user = %me.caller.name, reason = end, "live viewer left");
+        let (mut socket, end) = stream_live(socket, &feed, &state, &me, &name).await;
+        // The row is written before the viewer is told, so whoever sees the stream end
+        // finds it in the audit log already.
+        state.audit.log(Action::LiveStop, Event { result: end.as_str().to_owned(), ..me.event().camera(&name) });
+        if let Some(frame) = end.close_frame() {
+            let _ = socket.send(Message::Close(frame)).await;
+        }
+        tracing::info!(camera = %name, user = %me.caller.name, reason = end.as_str(), "live viewer left");
     }))
+}
+
+/// Why a live stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LiveEnd {
+    ViewerLeft,
+    Revoked,
+    HearthStopped,
+    CameraGone,
+}
+
+impl LiveEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            LiveEnd::ViewerLeft => "ok",
+            LiveEnd::Revoked => "revoked",
+            LiveEnd::HearthStopped => "hearth_stopped",
+            LiveEnd::CameraGone => "camera_gone",
+        }
+    }
+
+    /// The close frame hearth still owes the viewer, if the viewer did not leave by itself.
+    fn close_frame(self) -> Option<Option<axum::extract::ws::CloseFrame>> {
+        match self {
+            LiveEnd::ViewerLeft => None,
+            // 4401: an application close code (4000-4999) the page reads as "log in again".
+            LiveEnd::Revoked => {
+                Some(Some(axum::extract::ws::CloseFrame { code: 4401, reason: "session ended".into() }))
+            }
+            LiveEnd::HearthStopped | LiveEnd::CameraGone => Some(None),
+        }
+    }
 }
 
 /// Whether the viewer's session still exists and still grants live view of `camera`.
@@ -68,21 +105,22 @@ async fn still_allowed(state: &AppState, me: &Me, camera: &str) -> bool {
 }
 
 /// Sends header, backlog, then every new item, until the viewer leaves, their session or
-/// grant goes, or hearth stops; returns why it ended. A viewer that falls too far behind is
-/// resynchronised from the next keyframe.
+/// grant goes, or hearth stops; hands the socket back with why it ended, so the caller can
+/// record that before closing. A viewer that falls too far behind is resynchronised from
+/// the next keyframe.
 async fn stream_live(
     mut socket: WebSocket,
     feed: &crate::live::LiveFeed,
     state: &AppState,
     me: &Me,
     camera: &str,
-) -> &'static str {
+) -> (WebSocket, LiveEnd) {
     let mut shutdown = state.shutdown.clone();
     let mut recheck = tokio::time::interval(LIVE_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut subscription = feed.subscribe();
     if send_start(&mut socket, &subscription).await.is_err() {
-        return "viewer_left";
+        return (socket, LiveEnd::ViewerLeft);
     }
     // The backlog, when there is one, starts with a keyframe; otherwise wait for the next.
     let mut waiting_for_keyframe = subscription.backlog.is_empty();
@@ -90,22 +128,16 @@ async fn stream_live(
         let item = tokio::select! {
             item = subscription.items.recv() => item,
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return "ok",
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return (socket, LiveEnd::ViewerLeft),
                 Some(Ok(_)) => continue,
             },
             _ = recheck.tick() => {
                 if still_allowed(state, me, camera).await {
                     continue;
                 }
-                // 4401: an application close code (4000-4999) the page reads as "log in again".
-                let frame = axum::extract::ws::CloseFrame { code: 4401, reason: "session ended".into() };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-                return "revoked";
+                return (socket, LiveEnd::Revoked);
             }
-            _ = shutdown.recv() => {
-                let _ = socket.send(Message::Close(None)).await;
-                return "hearth_stopped";
-            }
+            _ = shutdown.recv() => return (socket, LiveEnd::HearthStopped),
         };
         let sent = match item {
             Ok(LiveItem::Header(header)) => {
@@ -124,10 +156,10 @@ async fn stream_live(
                 waiting_for_keyframe = subscription.backlog.is_empty();
                 send_start(&mut socket, &subscription).await
             }
-            Err(RecvError::Closed) => return "camera_gone",
+            Err(RecvError::Closed) => return (socket, LiveEnd::CameraGone),
         };
         if sent.is_err() {
-            return "ok";
+            return (socket, LiveEnd::ViewerLeft);
         }
     }
 }

@@ -83,6 +83,7 @@ fn make_clip(config_path: &Path, camera: &str, megabytes: u64) -> Result<()> {
         height: 1080,
         has_audio: false,
         init_segment,
+        event: false,
     })?;
     let mut noise = vec![0u8; 520_000];
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
@@ -119,6 +120,8 @@ fn make_clip(config_path: &Path, camera: &str, megabytes: u64) -> Result<()> {
             progress: progress.clone(),
             keyframe: true,
             live_offsets: vec![],
+            starts_at: vec![],
+            event: false,
         })?;
     }
     let closed = writer.handle(ClipEvent::End { progress })?.context("the clip did not close")?;

@@ -18,7 +18,11 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use tokio::sync::broadcast;
+
 use crate::config::{redacted_url, CameraConfig, Transport};
+use crate::events::{Events, Notice};
+use crate::gate::Gate;
 use crate::live::{Keyframe, LiveFeed};
 use crate::recorder::{AudioFrame, AudioParams, ClipEvent, Recorder, VideoFrame, VideoParams};
 use crate::shutdown::Shutdown;
@@ -77,13 +81,51 @@ pub struct CameraStatus {
     pub height: Option<u32>,
 }
 
-/// Runs a camera until `shutdown`. Clip events go to the writer through `events`.
+/// Where a camera's frames go: the recorder cuts them into clips, live viewers get every
+/// fragment, and the gate (the recording mode) decides what reaches the clip writer.
+pub struct Pipeline {
+    pub recorder: Recorder,
+    pub gate: Gate,
+    pub writer: mpsc::Sender<ClipEvent>,
+    pub live: Arc<LiveFeed>,
+    /// The camera's event notices, when its recording mode depends on them.
+    pub notices: Option<EventFeed>,
+}
+
+impl Pipeline {
+    /// Hands what the recorder decided to live viewers and to the gate.
+    fn take_recorder_events(&mut self) {
+        while let Some(event) = self.recorder.next_event() {
+            match &event {
+                ClipEvent::Start { codec, init_segment, .. } => self.live.publish_init(codec, init_segment),
+                ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => {
+                    self.live.publish_fragment(bytes, live_offsets, *keyframe)
+                }
+                ClipEvent::End { .. } | ClipEvent::Gap { .. } | ClipEvent::MarkEvents { .. } => {}
+            }
+            self.gate.push(event);
+        }
+    }
+}
+
+/// Event notices for the gate, and the table to re-read when some were missed.
+pub struct EventFeed {
+    pub notices: broadcast::Receiver<Notice>,
+    pub events: Arc<Events>,
+}
+
+/// What the event feed had for this camera.
+enum Heard {
+    Notice(Notice),
+    /// Notices were dropped because this camera did not keep up.
+    Missed,
+}
+
+/// Runs a camera until `shutdown`.
 pub async fn run(
     camera: CameraConfig,
-    mut recorder: Recorder,
-    events: mpsc::Sender<ClipEvent>,
+    mut pipeline: Pipeline,
     status: watch::Sender<CameraStatus>,
-    live: Arc<LiveFeed>,
     egress: crate::egress::Connections,
     motion: Option<crate::motion::FrameSink>,
     mut shutdown: Shutdown,
@@ -96,18 +138,20 @@ pub async fn run(
         set_connection(&status, Connection::Connecting, None);
         let session_start = Instant::now();
         let result = tokio::select! {
-            result = record_session(&camera, &mut recorder, &events, &status, &live, &egress, motion.as_ref()) => result,
+            result = record_session(&camera, &mut pipeline, &status, &egress, motion.as_ref()) => result,
             _ = shutdown.recv() => Ok(()),
         };
         let reason = match &result {
             Ok(()) => "hearth stopped".to_owned(),
             Err(e) => e.to_string(),
         };
-        if let Err(e) = recorder.end_session(&reason) {
+        if let Err(e) = pipeline.recorder.end_session(&reason) {
             tracing::error!(camera = %name, error = %e, "cannot finish clip");
         }
-        live.reset();
-        if forward(&mut recorder, &events, &live).await.is_err() || shutdown.is_shutdown() {
+        pipeline.take_recorder_events();
+        pipeline.gate.end_session();
+        pipeline.live.reset();
+        if forward(&mut pipeline).await.is_err() || shutdown.is_shutdown() {
             break;
         }
         let Err(error) = result else { break };
@@ -179,35 +223,58 @@ fn set_connection(status: &watch::Sender<CameraStatus>, connection: Connection, 
     });
 }
 
-/// Hands the recorder's events to live viewers and then to the clip writer.
-async fn forward(
-    recorder: &mut Recorder,
-    events: &mpsc::Sender<ClipEvent>,
-    live: &LiveFeed,
-) -> Result<(), IngestError> {
-    while recorder.has_events() {
-        // Reserve room first: cancelling this wait (shutdown) leaves the event in the recorder.
-        let permit = events.reserve().await.map_err(|_| IngestError::WriterGone)?;
-        let Some(event) = recorder.next_event() else { break };
-        match &event {
-            ClipEvent::Start { codec, init_segment, .. } => live.publish_init(codec, init_segment),
-            ClipEvent::Fragment { bytes, keyframe, live_offsets, .. } => {
-                live.publish_fragment(bytes, live_offsets, *keyframe)
-            }
-            ClipEvent::End { .. } | ClipEvent::Gap { .. } => {}
-        }
+/// Hands the recorder's events to live viewers and the gate, and what the gate decided to
+/// the clip writer.
+async fn forward(pipeline: &mut Pipeline) -> Result<(), IngestError> {
+    pipeline.take_recorder_events();
+    while pipeline.gate.has_output() {
+        // Reserve room first: cancelling this wait (shutdown) leaves the event in the gate.
+        let permit = pipeline.writer.reserve().await.map_err(|_| IngestError::WriterGone)?;
+        let Some(event) = pipeline.gate.next_output() else { break };
         permit.send(event);
     }
     Ok(())
 }
 
+/// The next notice about `camera`; never resolves without a feed.
+async fn next_notice(feed: &mut Option<EventFeed>, camera: &str) -> Heard {
+    let Some(feed) = feed else { return std::future::pending().await };
+    loop {
+        match feed.notices.recv().await {
+            Ok(notice) if notice.camera == camera => return Heard::Notice(notice),
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => return Heard::Missed,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}
+
+/// Tells the gate what the feed had; missed notices are made good from the events table.
+async fn hear(pipeline: &mut Pipeline, camera: &str, heard: Heard) {
+    match heard {
+        Heard::Notice(notice) => pipeline.gate.notice(&notice),
+        Heard::Missed => {
+            tracing::warn!(camera = %camera, "event notices were missed; re-reading open events");
+            let Some(feed) = &pipeline.notices else { return };
+            let (events, name) = (feed.events.clone(), camera.to_owned());
+            let open = match tokio::task::spawn_blocking(move || events.open_events(&name)).await {
+                Ok(Ok(open)) => open,
+                Ok(Err(e)) => {
+                    tracing::error!(camera = %camera, error = %e, "cannot read open events");
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+            pipeline.gate.resync(&open, crate::time::now_us());
+        }
+    }
+}
+
 /// One RTSP session, from DESCRIBE until it fails.
 async fn record_session(
     camera: &CameraConfig,
-    recorder: &mut Recorder,
-    events: &mpsc::Sender<ClipEvent>,
+    pipeline: &mut Pipeline,
     status: &watch::Sender<CameraStatus>,
-    live: &LiveFeed,
     egress: &crate::egress::Connections,
     motion: Option<&crate::motion::FrameSink>,
 ) -> Result<(), IngestError> {
@@ -252,12 +319,22 @@ async fn record_session(
     // its RTSP stack alive and go on sending RTCP sender reports.
     let mut stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     loop {
-        let item = match tokio::time::timeout_at(stall_deadline, demuxed.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(stall_deadline, demuxed.next()) => next,
+            heard = next_notice(&mut pipeline.notices, &camera.name) => {
+                hear(pipeline, &camera.name, heard).await;
+                forward(pipeline).await?;
+                continue;
+            }
+        };
+        let item = match next {
             Err(_) => return Err(IngestError::Stalled),
             Ok(None) => return Err(IngestError::Rtsp("camera closed the stream".into())),
             Ok(Some(Err(e))) => return Err(rtsp(e)),
             Ok(Some(Ok(item))) => item,
         };
+        let recorder = &mut pipeline.recorder;
+        let live = &pipeline.live;
         match item {
             CodecItem::VideoFrame(frame) if frame.stream_id() == video_i => {
                 stall_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
@@ -324,7 +401,7 @@ async fn record_session(
             }
             _ => {}
         }
-        forward(recorder, events, live).await?;
+        forward(pipeline).await?;
     }
 }
 

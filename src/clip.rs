@@ -130,6 +130,8 @@ struct OpenFile {
     chunk_started: Instant,
     last_sync: Instant,
     start_us: i64,
+    /// The row is marked as holding an event.
+    event: bool,
 }
 
 /// Writes one camera's clips. See the module docs for the order of operations.
@@ -173,15 +175,22 @@ impl ClipWriter {
     /// Applies one event. Returns the clip it closed, if any.
     pub fn handle(&mut self, event: ClipEvent) -> Result<Option<ClosedClip>, ClipError> {
         match event {
-            ClipEvent::Start { start_us, codec, width, height, has_audio, init_segment } => {
+            ClipEvent::Start { start_us, codec, width, height, has_audio, init_segment, event } => {
                 self.abandon();
                 let camera = self.camera.clone();
-                let new = NewClip { camera: &camera, start_us, codec: &codec, width, height, has_audio };
+                let new = NewClip { camera: &camera, start_us, codec: &codec, width, height, has_audio, event };
                 self.start(&new, &init_segment)?;
                 Ok(None)
             }
-            ClipEvent::Fragment { bytes, progress, .. } => {
+            ClipEvent::Fragment { bytes, progress, event, .. } => {
+                if event {
+                    self.mark_open_clip()?;
+                }
                 self.append(&bytes, &progress)?;
+                Ok(None)
+            }
+            ClipEvent::MarkEvents { start_us, end_us } => {
+                self.retry_if_full(|| self.index.mark_event_clips(&self.camera, start_us, end_us))?;
                 Ok(None)
             }
             ClipEvent::End { progress } => self.finish(&progress),
@@ -190,6 +199,16 @@ impl ClipWriter {
                 Ok(None)
             }
         }
+    }
+
+    /// The open clip holds an event: one UPDATE, the first time only.
+    fn mark_open_clip(&mut self) -> Result<(), ClipError> {
+        let Some(id) = self.open.as_ref().filter(|open| !open.event).map(|open| open.id) else { return Ok(()) };
+        self.retry_if_full(|| self.index.mark_event_clip(id))?;
+        if let Some(open) = self.open.as_mut() {
+            open.event = true;
+        }
+        Ok(())
     }
 
     fn start(&mut self, new: &NewClip<'_>, init_segment: &[u8]) -> Result<(), ClipError> {
@@ -209,7 +228,15 @@ impl ClipWriter {
         sync_dir(&dir).map_err(io_err(&dir))?;
         tracing::debug!(camera = %self.camera, clip = id, "clip started");
         let now = Instant::now();
-        self.open = Some(OpenFile { id, final_path, file, chunk_started: now, last_sync: now, start_us: new.start_us });
+        self.open = Some(OpenFile {
+            id,
+            final_path,
+            file,
+            chunk_started: now,
+            last_sync: now,
+            start_us: new.start_us,
+            event: new.event,
+        });
         Ok(())
     }
 

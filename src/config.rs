@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::gate::{GateConfig, RecordMode};
+
 /// What can be wrong with a config file. Every variant says which key is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -226,8 +228,10 @@ pub struct StorageConfig {
     pub clip_seconds: u32,
     /// Budget for the whole archive; the oldest clips go first.
     pub max_bytes: ByteSize,
-    /// Nothing is kept longer than this, whatever the budget.
+    /// Nothing is kept longer than this, whatever the budget (clips holding no event).
     pub max_age_days: u32,
+    /// Clips holding an event (with its pre- and post-roll) are kept this long instead.
+    pub event_max_age_days: u32,
     /// Upper bound, in seconds, on recorded video a crash or power cut may lose.
     pub flush_seconds: u32,
 }
@@ -259,6 +263,8 @@ pub struct CameraConfig {
     pub hook_token: Option<String>,
     /// The camera's ONVIF event service, when it has one (motion and doorbell events).
     pub onvif: Option<OnvifConfig>,
+    /// What is recorded: continuously, around events only, or both (`record`, pre-/post-roll).
+    pub record: GateConfig,
 }
 
 /// `[camera.onvif]`: where to subscribe to a camera's own events (PullPoint).
@@ -295,6 +301,7 @@ impl fmt::Debug for CameraConfig {
             .field("motion", &self.motion)
             .field("hook_token", &self.hook_token.as_ref().map(|_| "<redacted>"))
             .field("onvif", &self.onvif)
+            .field("record", &self.record)
             .finish()
     }
 }
@@ -487,6 +494,7 @@ struct RawStorage {
     max_bytes: ByteSize,
     #[serde(default = "default_max_age_days")]
     max_age_days: u32,
+    event_max_age_days: Option<u32>,
     #[serde(default = "default_flush_seconds")]
     flush_seconds: u32,
 }
@@ -497,6 +505,7 @@ impl Default for RawStorage {
             clip_seconds: default_clip_seconds(),
             max_bytes: default_max_bytes(),
             max_age_days: default_max_age_days(),
+            event_max_age_days: None,
             flush_seconds: default_flush_seconds(),
         }
     }
@@ -545,6 +554,9 @@ struct RawCamera {
     hook_token: Option<String>,
     hook_token_file: Option<PathBuf>,
     onvif: Option<RawOnvif>,
+    record: Option<String>,
+    pre_roll_seconds: Option<u32>,
+    post_roll_seconds: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -586,7 +598,7 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
         return Err(ConfigError::invalid("data_dir", "must not be empty"));
     }
     let data_dir = if raw.data_dir.is_absolute() { raw.data_dir } else { config_dir.join(raw.data_dir) };
-    let storage = validate_storage(raw.storage)?;
+    let storage = validate_storage(raw.storage, raw.events.retention_days)?;
     let crypto = validate_crypto(raw.crypto, &data_dir)?;
     let web = validate_web(raw.web, &data_dir)?;
     if !(1..=3650).contains(&raw.audit.retention_days) {
@@ -612,7 +624,9 @@ fn validate(raw: RawConfig, path: &Path, config_dir: &Path) -> Result<Config, Co
     Ok(Config { path: path.to_owned(), data_dir, storage, crypto, web, audit, events, mqtt, cameras })
 }
 
-fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+/// Event clips are kept, unless configured, as long as the longer of continuous footage and
+/// the events themselves: never shorter than the clips around them, nor than their marks.
+fn validate_storage(raw: RawStorage, events_retention_days: u32) -> Result<StorageConfig, ConfigError> {
     if !(1..=3600).contains(&raw.clip_seconds) {
         return Err(ConfigError::invalid("storage.clip_seconds", "must be between 1 and 3600"));
     }
@@ -625,10 +639,15 @@ fn validate_storage(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
     if !(1..=60).contains(&raw.flush_seconds) {
         return Err(ConfigError::invalid("storage.flush_seconds", "must be between 1 and 60"));
     }
+    let event_max_age_days = raw.event_max_age_days.unwrap_or(raw.max_age_days.max(events_retention_days));
+    if event_max_age_days == 0 {
+        return Err(ConfigError::invalid("storage.event_max_age_days", "must be at least 1"));
+    }
     Ok(StorageConfig {
         clip_seconds: raw.clip_seconds,
         max_bytes: raw.max_bytes,
         max_age_days: raw.max_age_days,
+        event_max_age_days,
         flush_seconds: raw.flush_seconds,
     })
 }
@@ -908,6 +927,14 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
     if hook_token.as_ref().is_some_and(|t| t.len() < 16) {
         return Err(ConfigError::invalid(key("hook_token"), "must be at least 16 characters (it is a password)"));
     }
+    let record = validate_record(&key, &raw.record, raw.pre_roll_seconds, raw.post_roll_seconds)?;
+    if record.mode == RecordMode::Events && motion.is_none() && onvif.is_none() && hook_token.is_none() {
+        return Err(ConfigError::invalid(
+            key("record"),
+            "\"events\" records only around events, and this camera has no source of them: \
+             add [camera.motion], [camera.onvif] or a hook_token",
+        ));
+    }
     Ok(CameraConfig {
         name,
         url,
@@ -920,8 +947,45 @@ fn validate_camera(i: usize, raw: RawCamera, config_dir: &Path) -> Result<Camera
         motion,
         hook_token,
         onvif,
+        record,
     })
 }
+
+/// `record`, `pre_roll_seconds`, `post_roll_seconds`.
+fn validate_record(
+    key: &dyn Fn(&str) -> String,
+    mode: &Option<String>,
+    pre_roll_seconds: Option<u32>,
+    post_roll_seconds: Option<u32>,
+) -> Result<GateConfig, ConfigError> {
+    let mode = match mode.as_deref() {
+        None | Some("continuous") => RecordMode::Continuous,
+        Some("events") => RecordMode::Events,
+        Some("both") => RecordMode::Both,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                key("record"),
+                format!("`{other}` is not a recording mode: use \"continuous\", \"events\" or \"both\""),
+            ))
+        }
+    };
+    let pre_roll = pre_roll_seconds.unwrap_or(DEFAULT_PRE_ROLL_SECONDS);
+    if pre_roll > 60 {
+        return Err(ConfigError::invalid(key("pre_roll_seconds"), "must be at most 60 (it is held in memory)"));
+    }
+    let post_roll = post_roll_seconds.unwrap_or(DEFAULT_POST_ROLL_SECONDS);
+    if post_roll > 3600 {
+        return Err(ConfigError::invalid(key("post_roll_seconds"), "must be at most 3600"));
+    }
+    Ok(GateConfig {
+        mode,
+        pre_roll_us: i64::from(pre_roll) * 1_000_000,
+        post_roll_us: i64::from(post_roll) * 1_000_000,
+    })
+}
+
+pub const DEFAULT_PRE_ROLL_SECONDS: u32 = 5;
+pub const DEFAULT_POST_ROLL_SECONDS: u32 = 10;
 
 /// Reads a one-line secret. A relative name is looked up first in systemd's
 /// `$CREDENTIALS_DIRECTORY` (so `LoadCredential=` works), then next to the config file.

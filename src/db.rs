@@ -88,6 +88,8 @@ pub struct Clip {
     /// Path relative to the data dir.
     pub path: String,
     pub state: ClipState,
+    /// Holds (part of) an event: kept for the event retention period.
+    pub event: bool,
 }
 
 /// What a finished (or recovered) clip contains, written when it closes.
@@ -109,6 +111,7 @@ pub struct NewClip<'a> {
     pub width: u32,
     pub height: u32,
     pub has_audio: bool,
+    pub event: bool,
 }
 
 /// A span with no recording, and why.
@@ -240,6 +243,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_camera_start ON events (camera, start_us);
     CREATE INDEX events_start ON events (start_us);
     "#,
+    // 4: recording modes: clips holding an event are kept for the event retention period.
+    r#"
+    ALTER TABLE clips ADD COLUMN event INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The index database.
@@ -277,9 +284,9 @@ impl Index {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO clips (camera_id, start_us, end_us, codec, width, height, has_audio, path, state)
-             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, '', 'open')",
-            params![camera_id, clip.start_us, clip.codec, clip.width, clip.height, clip.has_audio],
+            "INSERT INTO clips (camera_id, start_us, end_us, codec, width, height, has_audio, path, state, event)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, '', 'open', ?7)",
+            params![camera_id, clip.start_us, clip.codec, clip.width, clip.height, clip.has_audio, clip.event],
         )?;
         let id = tx.last_insert_rowid();
         let path = path_for(id);
@@ -311,6 +318,23 @@ impl Index {
             params![id, stats.end_us, stats.duration_90k, stats.bytes, stats.frames, stats.keyframes],
         )?;
         Ok(())
+    }
+
+    /// Marks one clip as holding an event.
+    pub fn mark_event_clip(&self, id: i64) -> Result<(), DbError> {
+        self.conn().execute("UPDATE clips SET event = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Marks camera `name`'s clips overlapping `[start_us, end_us)` as holding an event;
+    /// returns how many changed.
+    pub fn mark_event_clips(&self, name: &str, start_us: i64, end_us: i64) -> Result<usize, DbError> {
+        Ok(self.conn().execute(
+            "UPDATE clips SET event = 1
+             WHERE camera_id = (SELECT id FROM cameras WHERE name = ?1) AND event = 0
+               AND start_us < ?3 AND end_us > ?2 AND state != 'deleting'",
+            params![name, start_us, end_us],
+        )?)
     }
 
     pub fn set_clip_state(&self, id: i64, state: ClipState) -> Result<(), DbError> {
@@ -415,7 +439,8 @@ impl Index {
     pub fn retention_candidates(&self) -> Result<Vec<RetentionRow>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT c.id, k.name, c.start_us, c.end_us, c.bytes, c.path FROM clips c JOIN cameras k ON k.id = c.camera_id
+            "SELECT c.id, k.name, c.start_us, c.end_us, c.bytes, c.path, c.event
+             FROM clips c JOIN cameras k ON k.id = c.camera_id
              WHERE c.state = 'closed' ORDER BY c.start_us, c.id",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -426,6 +451,7 @@ impl Index {
                 end_us: row.get(3)?,
                 bytes: row.get(4)?,
                 path: row.get(5)?,
+                event: row.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -470,10 +496,11 @@ pub struct RetentionRow {
     pub bytes: i64,
     /// Relative to the data dir.
     pub path: String,
+    pub event: bool,
 }
 
 const CLIP_SELECT: &str = "SELECT c.id, k.name, c.start_us, c.end_us, c.duration_90k, c.bytes, c.frames, c.keyframes,
-        c.codec, c.width, c.height, c.has_audio, c.path, c.state
+        c.codec, c.width, c.height, c.has_audio, c.path, c.state, c.event
      FROM clips c JOIN cameras k ON k.id = c.camera_id";
 
 fn clip_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Clip> {
@@ -492,6 +519,7 @@ fn clip_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Clip> {
         has_audio: row.get(11)?,
         path: row.get(12)?,
         state: ClipState::parse(&row.get::<_, String>(13)?)?,
+        event: row.get(14)?,
     })
 }
 
@@ -531,7 +559,7 @@ mod tests {
     use super::*;
 
     fn new_clip(camera: &str, start_us: i64) -> NewClip<'_> {
-        NewClip { camera, start_us, codec: "avc1.64001f", width: 640, height: 360, has_audio: false }
+        NewClip { camera, start_us, codec: "avc1.64001f", width: 640, height: 360, has_audio: false, event: false }
     }
 
     /// The per-camera query must return exactly what the plain overlap test does.

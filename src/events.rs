@@ -138,6 +138,15 @@ impl Events {
         Ok(id)
     }
 
+    /// Camera `camera`'s events still going on, as (id, start).
+    pub fn open_events(&self, camera: &str) -> Result<Vec<(i64, i64)>, EventError> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT id, start_us FROM events WHERE camera = ?1 AND end_us IS NULL ORDER BY id")?;
+        let rows = statement.query_map([camera], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn end(&self, id: i64, end_us: i64, peak: f32, bbox: Option<BoundingBox>) -> Result<(), EventError> {
         let row: Option<(String, String)> = self
             .conn()

@@ -22,6 +22,7 @@ pub mod demo;
 pub mod doctor;
 pub mod egress;
 pub mod events;
+pub mod gate;
 pub mod fault;
 pub mod lan;
 pub mod live;

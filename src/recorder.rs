@@ -93,14 +93,23 @@ pub enum ClipEvent {
         height: u32,
         has_audio: bool,
         init_segment: Vec<u8>,
+        /// Kept for the event retention period (every clip of a camera recording in
+        /// `events` mode); the recorder itself never knows, the [`crate::gate`] decides.
+        event: bool,
     },
     /// A complete `moof`+`mdat`. `keyframe` when it starts with one; `live_offsets` (track id,
-    /// ticks) move its clip-relative decode times onto the RTSP session's clock, for live view.
+    /// ticks) move its clip-relative decode times onto the RTSP session's clock, for live view;
+    /// `starts_at` (track id, ticks) is each track's clip-relative time at the fragment's first
+    /// video frame, what an event clip cut out here subtracts to start at zero.
     Fragment {
         bytes: Vec<u8>,
         progress: ClipProgress,
         keyframe: bool,
         live_offsets: Vec<(u32, u64)>,
+        starts_at: Vec<(u32, u64)>,
+        /// The fragment overlaps an event (with its pre- and post-roll): its clip is kept for
+        /// the event retention period.
+        event: bool,
     },
     End {
         progress: ClipProgress,
@@ -109,6 +118,12 @@ pub enum ClipEvent {
         start_us: i64,
         end_us: i64,
         reason: String,
+    },
+    /// Clips of this camera overlapping `[start_us, end_us)` hold an event's pre-roll: keep
+    /// them for the event retention period (`both` mode, where they were written already).
+    MarkEvents {
+        start_us: i64,
+        end_us: i64,
     },
 }
 
@@ -133,6 +148,7 @@ struct OpenClip {
     start_90k: i64,
     /// The audio clock value that lines up with `start_90k`.
     audio_start: Option<i64>,
+    audio_rate: Option<u32>,
     sequence: u32,
     progress: ClipProgress,
     video: Vec<PendingSample>,
@@ -348,6 +364,7 @@ impl Recorder {
             height: params.height,
             has_audio: audio.is_some(),
             init_segment,
+            event: false,
         });
         // Both RTP clocks count from the same PLAY instant, so scaling puts them on one line.
         let audio_start = audio.as_ref().map(|a| frame.time_90k * i64::from(a.sample_rate) / 90_000);
@@ -357,6 +374,7 @@ impl Recorder {
             start_us,
             start_90k: frame.time_90k,
             audio_start,
+            audio_rate: audio.as_ref().map(|a| a.sample_rate),
             sequence: 0,
             progress: ClipProgress { end_us: start_us, ..ClipProgress::default() },
             video: Vec::new(),
@@ -418,7 +436,19 @@ impl Recorder {
         if let Some(audio_start) = clip.audio_start {
             live_offsets.push((2, audio_start.max(0) as u64));
         }
-        self.events.push_back(ClipEvent::Fragment { bytes, progress: clip.progress, keyframe, live_offsets });
+        let video_start = clip.video_base as u64;
+        let mut starts_at = vec![(1, video_start)];
+        if let Some(rate) = clip.audio_rate {
+            starts_at.push((2, video_start * u64::from(rate) / u64::from(VIDEO_TIMESCALE)));
+        }
+        self.events.push_back(ClipEvent::Fragment {
+            bytes,
+            progress: clip.progress,
+            keyframe,
+            live_offsets,
+            starts_at,
+            event: false,
+        });
         Ok(())
     }
 

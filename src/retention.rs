@@ -1,8 +1,10 @@
 //! Retention: which clips to delete so the archive stays inside its budgets, and deleting them
 //! in a crash-safe order.
 //!
-//! Budgets are the global `storage.max_bytes`, each camera's optional `max_bytes`, and
-//! `storage.max_age_days`. [`choose`] is the pure decision (oldest first, always); [`Retention`]
+//! Budgets are the global `storage.max_bytes`, each camera's optional `max_bytes`, and the age
+//! limits: `storage.max_age_days` for continuous footage, `storage.event_max_age_days` for
+//! clips holding an event (see [`crate::gate`]). [`choose`] is the pure decision (oldest first;
+//! under a byte budget, clips without events before any event clip); [`Retention`]
 //! carries it out: mark the row `deleting`, remove the file, delete the row. A crash between
 //! any two steps leaves a `deleting` row that start-up recovery finishes, so no clip is ever
 //! listed whose file was removed. Budgets are enforced with a **reserve** for the clips still
@@ -35,23 +37,31 @@ pub enum RetentionError {
 pub struct Budget {
     pub max_bytes: u64,
     pub per_camera: HashMap<String, u64>,
+    /// Age limit of clips holding no event.
     pub max_age_us: i64,
+    /// Age limit of clips holding an event.
+    pub event_max_age_us: i64,
 }
 
 /// Bytes not in closed clips that still count: clips being written, per camera.
 pub type Reserved = HashMap<String, u64>;
 
-/// Picks the clips to delete, given closed clips **oldest first**. Too-old clips go first; then,
-/// per camera over its own budget, its oldest; then, while the archive is over the global
-/// budget, the oldest of all.
+/// Picks the clips to delete, given closed clips **oldest first**. Clips past their age limit
+/// go first; then, per camera over its own budget, its oldest; then, while the archive is over
+/// the global budget, the oldest of all. Under a byte budget, event clips go only once every
+/// clip without an event (of that camera, or at all) is gone: they are what the owner keeps
+/// footage for.
 pub fn choose(rows: &[RetentionRow], budget: &Budget, reserved: &Reserved, now_us: i64) -> Vec<i64> {
     let mut deleted = vec![false; rows.len()];
     let cutoff = now_us.saturating_sub(budget.max_age_us);
+    let event_cutoff = now_us.saturating_sub(budget.event_max_age_us);
     for (i, row) in rows.iter().enumerate() {
-        if row.end_us < cutoff {
+        if row.end_us < if row.event { event_cutoff } else { cutoff } {
             deleted[i] = true;
         }
     }
+    let by_preference: Vec<usize> =
+        (0..rows.len()).filter(|&i| !rows[i].event).chain((0..rows.len()).filter(|&i| rows[i].event)).collect();
 
     let mut per_camera: HashMap<&str, u64> = HashMap::new();
     for (camera, bytes) in reserved {
@@ -64,7 +74,8 @@ pub fn choose(rows: &[RetentionRow], budget: &Budget, reserved: &Reserved, now_u
     }
     for (camera, limit) in &budget.per_camera {
         let Some(used) = per_camera.get_mut(camera.as_str()) else { continue };
-        for (i, row) in rows.iter().enumerate() {
+        for &i in &by_preference {
+            let row = &rows[i];
             if *used <= *limit {
                 break;
             }
@@ -76,13 +87,13 @@ pub fn choose(rows: &[RetentionRow], budget: &Budget, reserved: &Reserved, now_u
     }
 
     let mut total: u64 = per_camera.values().sum();
-    for (i, row) in rows.iter().enumerate() {
+    for &i in &by_preference {
         if total <= budget.max_bytes {
             break;
         }
         if !deleted[i] {
             deleted[i] = true;
-            total -= row.bytes.max(0) as u64;
+            total -= rows[i].bytes.max(0) as u64;
         }
     }
     rows.iter().zip(deleted).filter(|(_, d)| *d).map(|(row, _)| row.id).collect()
@@ -169,7 +180,8 @@ impl Retention {
         let reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let chosen = choose(&rows, &self.budget, &reserved, now_us);
         let report = self.delete(&rows, &chosen)?;
-        self.index.delete_gaps_before(now_us.saturating_sub(self.budget.max_age_us))?;
+        let oldest_kept = now_us.saturating_sub(self.budget.max_age_us.max(self.budget.event_max_age_us));
+        self.index.delete_gaps_before(oldest_kept)?;
         if report.clips > 0 {
             tracing::info!(clips = report.clips, bytes = report.bytes, "retention deleted the oldest clips");
         }
@@ -240,11 +252,12 @@ mod tests {
             end_us: (start_s + 60) * 1_000_000,
             bytes,
             path: format!("clips/{camera}/{id}.mp4.age"),
+            event: false,
         }
     }
 
     fn budget(max_bytes: u64) -> Budget {
-        Budget { max_bytes, per_camera: HashMap::new(), max_age_us: i64::MAX / 2 }
+        Budget { max_bytes, per_camera: HashMap::new(), max_age_us: i64::MAX / 2, event_max_age_us: i64::MAX / 2 }
     }
 
     #[test]
@@ -272,8 +285,42 @@ mod tests {
     #[test]
     fn age_limit_deletes_old_clips_regardless_of_size() {
         let rows = vec![row(1, "a", 0, 1), row(2, "a", 10_000, 1)];
-        let b = Budget { max_bytes: u64::MAX, per_camera: HashMap::new(), max_age_us: 5_000 * 1_000_000 };
+        let b = Budget {
+            max_bytes: u64::MAX,
+            per_camera: HashMap::new(),
+            max_age_us: 5_000 * 1_000_000,
+            event_max_age_us: 5_000 * 1_000_000,
+        };
         assert_eq!(choose(&rows, &b, &Reserved::new(), 12_000 * 1_000_000), vec![1]);
+    }
+
+    fn event_row(id: i64, camera: &str, start_s: i64, bytes: i64) -> RetentionRow {
+        RetentionRow { event: true, ..row(id, camera, start_s, bytes) }
+    }
+
+    #[test]
+    fn event_clips_outlive_continuous_ones() {
+        // A week of continuous footage, a month of events; the clock is at day 10.
+        let day = 86_400;
+        let rows = vec![row(1, "a", 0, 1), event_row(2, "a", day, 1), row(3, "a", 2 * day, 1), row(4, "a", 9 * day, 1)];
+        let b = Budget {
+            max_bytes: u64::MAX,
+            per_camera: HashMap::new(),
+            max_age_us: 7 * day * 1_000_000,
+            event_max_age_us: 30 * day * 1_000_000,
+        };
+        assert_eq!(choose(&rows, &b, &Reserved::new(), 10 * day * 1_000_000), vec![1, 3]);
+        assert_eq!(choose(&rows, &b, &Reserved::new(), 32 * day * 1_000_000), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn under_a_byte_budget_event_clips_go_last() {
+        let rows = vec![event_row(1, "a", 0, 10), row(2, "a", 60, 10), event_row(3, "a", 120, 10), row(4, "a", 180, 10)];
+        assert_eq!(choose(&rows, &budget(25), &Reserved::new(), 0), vec![2, 4]);
+        assert_eq!(choose(&rows, &budget(15), &Reserved::new(), 0), vec![1, 2, 4]);
+        let mut b = budget(u64::MAX);
+        b.per_camera.insert("a".into(), 25);
+        assert_eq!(choose(&rows, &b, &Reserved::new(), 0), vec![2, 4]);
     }
 
     proptest! {
@@ -293,6 +340,30 @@ mod tests {
             let oldest_kept = rows.iter().map(|r| r.id).filter(|id| !chosen.contains(id)).min();
             if let (Some(d), Some(k)) = (newest_deleted, oldest_kept) {
                 prop_assert!(d < &k);
+            }
+        }
+
+        #[test]
+        fn event_clips_go_only_after_every_other_clip(
+            clips in proptest::collection::vec((1i64..1000, any::<bool>()), 0..40),
+            max_bytes in 0u64..20_000,
+        ) {
+            let rows: Vec<RetentionRow> = clips.iter().enumerate().map(|(i, (bytes, event))| {
+                RetentionRow { event: *event, ..row(i as i64, "a", i as i64 * 60, *bytes) }
+            }).collect();
+            let chosen = choose(&rows, &budget(max_bytes), &Reserved::new(), 0);
+            let kept = |r: &&RetentionRow| !chosen.contains(&r.id);
+            prop_assert!(rows.iter().filter(kept).map(|r| r.bytes).sum::<i64>() as u64 <= max_bytes);
+            let an_event_clip_went = rows.iter().any(|r| r.event && chosen.contains(&r.id));
+            let a_plain_clip_stayed = rows.iter().filter(kept).any(|r| !r.event);
+            prop_assert!(!(an_event_clip_went && a_plain_clip_stayed));
+            // Within each kind, oldest first.
+            for kind in [false, true] {
+                let newest_deleted = chosen.iter().filter(|id| rows[**id as usize].event == kind).max();
+                let oldest_kept = rows.iter().filter(kept).filter(|r| r.event == kind).map(|r| r.id).min();
+                if let (Some(d), Some(k)) = (newest_deleted, oldest_kept) {
+                    prop_assert!(*d < k);
+                }
             }
         }
     }

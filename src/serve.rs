@@ -27,6 +27,7 @@ use crate::clip::{ClipWriter, FreeSpace};
 use crate::config::Config;
 use crate::crypto::{CryptoError, PassphraseSource, Recipient, UnlockedIdentity};
 use crate::db::{DbError, Index};
+use crate::gate::{Gate, RecordMode};
 use crate::live::LiveFeed;
 use crate::notify::Notifier;
 use crate::recorder::{ClipEvent, Recorder};
@@ -252,16 +253,16 @@ impl Service {
                 }
                 (_, motion) => motion,
             };
-            ingest.spawn(camera::run(
-                camera.clone(),
+            let notices = (camera.record.mode != RecordMode::Continuous)
+                .then(|| camera::EventFeed { notices: events.subscribe(), events: events.clone() });
+            let pipeline = camera::Pipeline {
                 recorder,
-                events_tx,
-                status_tx,
-                live.clone(),
-                egress.clone(),
-                motion,
-                shutdown.clone(),
-            ));
+                gate: Gate::new(camera.record),
+                writer: events_tx,
+                live: live.clone(),
+                notices,
+            };
+            ingest.spawn(camera::run(camera.clone(), pipeline, status_tx, egress.clone(), motion, shutdown.clone()));
             if let Some(onvif) = &camera.onvif {
                 ingest.spawn(crate::onvif::run(
                     camera.name.clone(),
@@ -357,6 +358,7 @@ fn budget(config: &Config) -> Budget {
         max_bytes: config.storage.max_bytes.0,
         per_camera: config.cameras.iter().filter_map(|c| Some((c.name.clone(), c.max_bytes?.0))).collect(),
         max_age_us: i64::from(config.storage.max_age_days) * 86_400 * 1_000_000,
+        event_max_age_us: i64::from(config.storage.event_max_age_days) * 86_400 * 1_000_000,
     }
 }
 

@@ -31,7 +31,7 @@ mod proptests;
 #[cfg(test)]
 mod test_support;
 
-pub use parse::{rewrite_fragment_header, shift_fragment_times, InitInfo, TrackInfo};
+pub use parse::{rebase_fragment, rewrite_fragment_header, shift_fragment_times, InitInfo, TrackInfo};
 pub use scan::{summarize, FileSummary, Fragment, FragmentScanner, ScanStep, TrackSummary, TrafInfo};
 pub use write::{fragment, free_box, init_segment, padding_to_boundary};
 

@@ -436,6 +436,28 @@ pub fn rewrite_fragment_header(
     new_sequence: u32,
     new_base_decode_times: &[(u32, u64)],
 ) -> Result<Vec<u8>, MuxError> {
+    renumber_and_retime(moof, new_sequence, |track, _| {
+        new_base_decode_times.iter().find(|(id, _)| *id == track).map(|(_, time)| *time)
+    })
+}
+
+/// Copies a complete `moof`, setting its `mfhd` sequence number and moving the `tfdt` of every
+/// track listed in `earlier_by` as `(track id, ticks)` that many ticks earlier, stopping at
+/// zero. Event clips use it: a clip cut out of the recorder's stream must start at time zero.
+/// Only a track whose first sample began before the cut (audio, by less than one frame) is
+/// ever clamped, which shifts that one fragment's audio by that fraction of a frame.
+pub fn rebase_fragment(moof: &[u8], new_sequence: u32, earlier_by: &[(u32, u64)]) -> Result<Vec<u8>, MuxError> {
+    renumber_and_retime(moof, new_sequence, |track, time| {
+        let (_, ticks) = earlier_by.iter().find(|(id, _)| *id == track)?;
+        Some(time.saturating_sub(*ticks))
+    })
+}
+
+fn renumber_and_retime(
+    moof: &[u8],
+    new_sequence: u32,
+    new_time: impl Fn(u32, u64) -> Option<u64>,
+) -> Result<Vec<u8>, MuxError> {
     let body = single_box_body(moof, 0)?;
     let body_offset = moof.len() - body.len();
     let mut out = moof.to_vec();
@@ -448,9 +470,7 @@ pub fn rewrite_fragment_header(
                 patch(&mut out, child.body_offset + 4, &new_sequence.to_be_bytes());
                 saw_mfhd = true;
             }
-            b"traf" => retime_traf(&mut out, &child, |track, _| {
-                new_base_decode_times.iter().find(|(id, _)| *id == track).map(|(_, time)| *time)
-            })?,
+            b"traf" => retime_traf(&mut out, &child, &new_time)?,
             _ => {}
         }
     }

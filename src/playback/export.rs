@@ -664,6 +664,7 @@ mod tests {
             has_audio: media.audio_entry.is_some(),
             path: format!("clips/porch/{id}.mp4.age"),
             state: ClipState::Closed,
+            event: false,
         }
     }
 

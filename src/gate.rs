@@ -261,8 +261,11 @@ impl Gate {
             }
             ClipEvent::End { .. } => {
                 let source = self.source.take();
-                let ends_open_clip =
-                    self.open.as_ref().zip(source.as_ref()).is_some_and(|(open, source)| Arc::ptr_eq(&open.source, source));
+                let ends_open_clip = self
+                    .open
+                    .as_ref()
+                    .zip(source.as_ref())
+                    .is_some_and(|(open, source)| Arc::ptr_eq(&open.source, source));
                 // A clip past its post-roll stays open a little (see `hold`): the next event's
                 // pre-roll may still continue it with what the ring holds of this source.
                 if ends_open_clip && self.ring.is_empty() {

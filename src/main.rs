@@ -457,6 +457,7 @@ fn clips_ls(config_path: &Path, camera: Option<&str>, json: bool) -> Result<Exit
                     "start_us": c.start_us, "end_us": c.end_us,
                     "duration_90k": c.duration_90k, "bytes": c.bytes, "frames": c.frames, "keyframes": c.keyframes,
                     "codec": c.codec, "width": c.width, "height": c.height, "has_audio": c.has_audio, "path": c.path,
+                    "event": c.event,
                 })
             })
             .collect();

@@ -525,8 +525,15 @@ mod tests {
     }
 
     fn add_clip(index: &Index, data_dir: &Path, start_us: i64, file: bool) -> Clip {
-        let new =
-            NewClip { camera: "door", start_us, codec: "avc1.64001f", width: 640, height: 360, has_audio: false, event: false };
+        let new = NewClip {
+            camera: "door",
+            start_us,
+            codec: "avc1.64001f",
+            width: 640,
+            height: 360,
+            has_audio: false,
+            event: false,
+        };
         let (id, path) = index.insert_open_clip(&new, |id| crate::clip::clip_rel_path("door", start_us, id)).unwrap();
         if file {
             let full = data_dir.join(&path);

@@ -315,7 +315,8 @@ mod tests {
 
     #[test]
     fn under_a_byte_budget_event_clips_go_last() {
-        let rows = vec![event_row(1, "a", 0, 10), row(2, "a", 60, 10), event_row(3, "a", 120, 10), row(4, "a", 180, 10)];
+        let rows =
+            vec![event_row(1, "a", 0, 10), row(2, "a", 60, 10), event_row(3, "a", 120, 10), row(4, "a", 180, 10)];
         assert_eq!(choose(&rows, &budget(25), &Reserved::new(), 0), vec![2, 4]);
         assert_eq!(choose(&rows, &budget(15), &Reserved::new(), 0), vec![1, 2, 4]);
         let mut b = budget(u64::MAX);

@@ -34,6 +34,9 @@ pub struct ClipRow {
     pub height: i64,
     pub has_audio: bool,
     pub path: String,
+    /// Holds an event: kept for the event retention period.
+    #[serde(default)]
+    pub event: bool,
 }
 
 pub struct CameraSpec {

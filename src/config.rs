@@ -1032,7 +1032,8 @@ data_dir = {data_dir:?}
 [storage]
 clip_seconds = 60          # a new clip at the first keyframe after this
 max_bytes = "200GB"        # whole archive; oldest clips go first
-max_age_days = 30
+max_age_days = 30          # clips without events
+# event_max_age_days = 90  # clips holding an event (default: the longer of max_age_days and events.retention_days)
 
 [crypto]
 recipient = "{recipient}"  # public key: recording needs only this
@@ -1072,6 +1073,9 @@ retention_days = 30        # motion and doorbell events (and their thumbnails)
 # audio = false              # privacy first: off unless you turn it on
 # max_bytes = "50GB"         # optional per-camera budget
 # hook_token_file = "/etc/hearth/secrets/front-door-hook"  # for POST /api/hooks/front-door/doorbell
+# record = "continuous"      # "events": only around events; "both": all, event clips kept longer
+# pre_roll_seconds = 5       # with "events": kept in memory, written when an event starts
+# post_roll_seconds = 10     # recorded after the last event ends
 # [camera.motion]            # motion detection (decodes the stream: costs CPU)
 # fps = 5
 # threshold = 25             # per-pixel change, 0-255
@@ -1206,6 +1210,25 @@ max_bytes = "50GB"
         assert_eq!(error_key(&minimal(sub)), "camera[0].sub_url", "a sub-stream without motion is pointless");
         assert!(parse(&minimal(&format!("{sub}[camera.motion]\n"))).unwrap().cameras[0].sub_url.is_some());
         assert_eq!(error_key(&minimal("[mqtt]\nurl = \"http://10.0.0.2\"\n")), "mqtt.url");
+        let camera = "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n";
+        assert_eq!(error_key(&minimal(&format!("{camera}record = \"sometimes\"\n"))), "camera[0].record");
+        assert_eq!(
+            error_key(&minimal(&format!("{camera}record = \"events\"\n"))),
+            "camera[0].record",
+            "events mode needs a source of events"
+        );
+        let hooked = format!("{camera}hook_token = \"sixteen chars at least\"\n");
+        assert_eq!(
+            error_key(&minimal(&format!("{hooked}record = \"events\"\npre_roll_seconds = 61\n"))),
+            "camera[0].pre_roll_seconds"
+        );
+        let events = parse(&minimal(&format!("{hooked}record = \"events\"\npost_roll_seconds = 20\n"))).unwrap();
+        assert_eq!(
+            events.cameras[0].record,
+            GateConfig { mode: RecordMode::Events, pre_roll_us: 5_000_000, post_roll_us: 20_000_000 }
+        );
+        assert_eq!(events.storage.event_max_age_days, 30, "the longer of max_age_days and events.retention_days");
+        assert_eq!(error_key(&minimal("[storage]\nevent_max_age_days = 0\n")), "storage.event_max_age_days");
         assert_eq!(
             error_key(&minimal("[mqtt]\nurl = \"mqtt://10.0.0.2\"\ntopic_prefix = \"a/#\"\n")),
             "mqtt.topic_prefix"

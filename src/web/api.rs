@@ -143,6 +143,8 @@ struct ClipView {
     width: i64,
     height: i64,
     has_audio: bool,
+    /// Holds an event: kept for the event retention period.
+    event: bool,
 }
 
 async fn clips(
@@ -178,6 +180,7 @@ async fn clips(
                 width: c.width,
                 height: c.height,
                 has_audio: c.has_audio,
+                event: c.event,
             })
             .collect(),
     ))
@@ -190,6 +193,9 @@ struct Span {
     end_us: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Clips only: whether it holds an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -220,7 +226,13 @@ async fn timeline(
     let (clips, gaps) = result;
     let mut timeline = Timeline { clips: Vec::new(), gaps: Vec::new(), recording: None };
     for clip in clips {
-        let span = Span { id: Some(clip.id), start_us: clip.start_us, end_us: clip.end_us, reason: None };
+        let span = Span {
+            id: Some(clip.id),
+            start_us: clip.start_us,
+            end_us: clip.end_us,
+            reason: None,
+            event: Some(clip.event),
+        };
         match clip.state {
             ClipState::Closed => timeline.clips.push(span),
             ClipState::Open => timeline.recording = Some(span),
@@ -229,7 +241,7 @@ async fn timeline(
     }
     timeline.gaps = gaps
         .into_iter()
-        .map(|g| Span { id: None, start_us: g.start_us, end_us: g.end_us, reason: Some(g.reason) })
+        .map(|g| Span { id: None, start_us: g.start_us, end_us: g.end_us, reason: Some(g.reason), event: None })
         .collect();
     Ok(Json(timeline))
 }

@@ -2,7 +2,8 @@
 //! scene (a static picture, then a box crossing it; or the picture slowly darkening) and the
 //! scene's own log says when things happened. The hub must see the box within a frame or two
 //! of the truth, see nothing in a brightness ramp or outside its zones, and keep a thumbnail
-//! only the passphrase opens. Doorbell webhooks become events too, announced live.
+//! only the passphrase opens. Doorbell webhooks become events too, announced live. A camera
+//! recording in `events` mode records the crossing with its pre- and post-roll, and nothing else.
 
 mod common;
 mod hub;
@@ -45,12 +46,13 @@ struct Scene {
 /// A hub watching one camera with motion detection, playing `scene`, until the scene logged
 /// `until` (plus a few seconds for the event to end).
 fn play(scene: &str, motion_extra: &str, box_y: f32, until: &str) -> Scene {
-    play_on(scene, motion_extra, box_y, until, false)
+    play_on(scene, motion_extra, box_y, until, false, "")
 }
 
 /// `play`, with the scene as the camera's sub-stream (`sub_url`) when `sub` (the main stream
-/// is then an unrelated moving pattern that motion detection must not look at).
-fn play_on(scene: &str, motion_extra: &str, box_y: f32, until: &str, sub: bool) -> Scene {
+/// is then an unrelated moving pattern that motion detection must not look at), and
+/// `camera_extra` in the camera's table.
+fn play_on(scene: &str, motion_extra: &str, box_y: f32, until: &str, sub: bool, camera_extra: &str) -> Scene {
     require_gst();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.keep().join("scene.log");
@@ -67,7 +69,7 @@ fn play_on(scene: &str, motion_extra: &str, box_y: f32, until: &str, sub: bool) 
         Some(main) => (main.url(), format!("sub_url = \"{}\"\n", server.url())),
         None => (server.url(), String::new()),
     };
-    let extra = format!("{sub_line}[camera.motion]\nfps = 5\n{motion_extra}");
+    let extra = format!("{sub_line}{camera_extra}[camera.motion]\nfps = 5\n{motion_extra}");
     let mut hub = Hub::new("clip_seconds = 4", &[CameraSpec { name: "porch".into(), url, extra }]);
     hub.start();
     let url = hub.web_url();
@@ -119,7 +121,7 @@ fn a_box_crossing_the_scene_is_one_event_within_a_frame_or_two() {
 #[test]
 fn motion_watches_the_sub_stream_when_there_is_one() {
     // The main stream's ball moves all the time; the sub-stream shows one crossing.
-    let Scene { _server, mut hub, owner, log, .. } = play_on("motion", "", 0.6, "gone", true);
+    let Scene { _server, mut hub, owner, log, .. } = play_on("motion", "", 0.6, "gone", true, "");
     let events = motion_events(&owner);
     assert_eq!(events.len(), 1, "one crossing on the sub-stream: {events:?}\n{}", hub.log());
     let start = events[0]["start_us"].as_i64().unwrap();
@@ -129,6 +131,37 @@ fn motion_watches_the_sub_stream_when_there_is_one() {
     let open = connections["open"].as_array().unwrap();
     assert!(open.iter().any(|c| c["remote"] == sub_port.as_str()), "the sub-stream is listed: {connections}");
     assert!(connections["allowed"].as_array().unwrap().iter().any(|c| c["address"] == sub_port.as_str()));
+    hub.stop();
+}
+
+#[test]
+fn in_events_mode_the_crossing_is_recorded_with_its_pre_and_post_roll() {
+    let recording = "record = \"events\"\npre_roll_seconds = 2\npost_roll_seconds = 2\n";
+    let Scene { _server, mut hub, owner, .. } = play_on("motion", "", 0.6, "gone", false, recording);
+    let events = motion_events(&owner);
+    assert_eq!(events.len(), 1, "{events:?}\n{}", hub.log());
+    let start = events[0]["start_us"].as_i64().unwrap();
+    let end = events[0]["end_us"].as_i64().expect("the event ended");
+    // The clip closes once no next event's pre-roll could continue it (pre-roll + 2 s).
+    let mut clips = hub.wait_for_clips(1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    clips = hub.clips();
+    // The recording is cut where the recorder cuts clips (every 4 s here), contiguously: one
+    // span of clips around the one event.
+    for pair in clips.windows(2) {
+        assert_eq!(pair[0].end_us, pair[1].start_us, "one contiguous recording: {clips:?}");
+    }
+    let (first, last) = (&clips[0], &clips[clips.len() - 1]);
+    // From the keyframe (every 2 s) at or before the pre-roll, to the fragment after the post-roll.
+    let pre_roll = start - first.start_us;
+    assert!((2_000_000..=4_300_000).contains(&pre_roll), "pre-roll {} ms: {clips:?}", pre_roll / 1000);
+    let post_roll = last.end_us - end;
+    assert!((2_000_000..=3_300_000).contains(&post_roll), "post-roll {} ms: {clips:?}", post_roll / 1000);
+    for clip in &clips {
+        assert!(clip.event);
+        let probe = common::ffprobe_frames(&hub.decrypt(clip.id));
+        assert_eq!(probe.frame_count as i64, clip.frames, "the whole clip decodes");
+    }
     hub.stop();
 }
 

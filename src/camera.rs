@@ -16,9 +16,7 @@ use futures::StreamExt;
 use retina::client::{self, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
-
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::{redacted_url, CameraConfig, Transport};
 use crate::events::{Events, Notice};

@@ -25,8 +25,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::events::Notice;
 use crate::recorder::{ClipEvent, ClipProgress};
 
@@ -38,23 +36,12 @@ pub const MAX_GOP_US: i64 = 20_000_000;
 pub const NOTICE_LATENCY_US: i64 = 2_000_000;
 
 /// What a camera records. See the module docs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RecordMode {
     #[default]
     Continuous,
     Events,
     Both,
-}
-
-impl RecordMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordMode::Continuous => "continuous",
-            RecordMode::Events => "events",
-            RecordMode::Both => "both",
-        }
-    }
 }
 
 /// A camera's recording mode and how much to keep around each event.
@@ -146,10 +133,6 @@ impl Gate {
             replay_from_us: None,
             out: VecDeque::new(),
         }
-    }
-
-    pub fn mode(&self) -> RecordMode {
-        self.config.mode
     }
 
     /// The oldest decision waiting for the writer. One at a time, so the caller can wait for

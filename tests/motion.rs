@@ -142,10 +142,17 @@ fn in_events_mode_the_crossing_is_recorded_with_its_pre_and_post_roll() {
     assert_eq!(events.len(), 1, "{events:?}\n{}", hub.log());
     let start = events[0]["start_us"].as_i64().unwrap();
     let end = events[0]["end_us"].as_i64().expect("the event ended");
-    // The clip closes once no next event's pre-roll could continue it (pre-roll + 2 s).
-    let mut clips = hub.wait_for_clips(1, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(2));
-    clips = hub.clips();
+    // A clip closes once no next event's pre-roll could continue it (pre-roll + 2 s after its
+    // post-roll): wait for the one that holds the post-roll.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let clips = loop {
+        let clips = hub.clips();
+        if clips.last().is_some_and(|c| c.end_us >= end + 2_000_000) {
+            break clips;
+        }
+        assert!(Instant::now() < deadline, "no clip holds the post-roll: {clips:?}\n{}", hub.log());
+        std::thread::sleep(Duration::from_millis(250));
+    };
     // The recording is cut where the recorder cuts clips (every 4 s here), contiguously: one
     // span of clips around the one event.
     for pair in clips.windows(2) {

@@ -73,7 +73,7 @@ fn assert_playable(hub: &Hub, clip: &ClipRow) {
 
 #[test]
 fn events_mode_records_only_around_events_with_their_pre_roll() {
-    let (_server, mut hub, url, owner) = hub_recording("events", "clip_seconds = 60");
+    let (_server, mut hub, url, owner) = hub_recording("events", "clip_seconds = 300");
     // Long enough for the ring to hold the whole pre-roll, and for continuous recording to
     // have closed clips, had it been on.
     std::thread::sleep(Duration::from_secs(8));

@@ -6,7 +6,7 @@
 //! ([`recovery`]). [`live`] fans a camera out to viewers, [`web`] serves the API and UI
 //! ([`playback`] decrypts ranges and exports, [`snapshot`] decodes keyframes), [`serve`] ties
 //! them into the running service, reporting to systemd through [`notify`]; [`doctor`] checks a
-//! hub's setup; [`demo`] is a built-in synthetic camera. Who may see what is decided by
+//! hub's setup; [`media`] is the helper process in which alone libav runs; [`demo`] is a built-in synthetic camera. Who may see what is decided by
 //! [`auth`] (accounts, sessions, grants), [`lan`] (networks and host names) and recorded by
 //! [`audit`]; [`egress`] lists every outbound connection. [`motion`] finds motion and
 //! [`events`] keeps and announces it. See ARCHITECTURE.md for the codemap and the invariants.
@@ -26,6 +26,7 @@ pub mod fault;
 pub mod gate;
 pub mod lan;
 pub mod live;
+pub mod media;
 pub mod motion;
 pub mod mqtt;
 pub mod mux;

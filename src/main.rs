@@ -317,7 +317,7 @@ impl Signals {
 }
 
 async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_seconds: u32) -> Result<ExitCode> {
-    use hearth::demo::{DemoCamera, DemoOptions};
+    use hearth::demo::DemoOptions;
     let mut signals = Signals::install()?;
     let temp = tempfile::Builder::new().prefix("hearth-demo-").tempdir()?;
     let data_dir = data_dir.unwrap_or_else(|| temp.path().join("data"));
@@ -325,7 +325,7 @@ async fn hearth_demo(data_dir: Option<PathBuf>, seconds: Option<u64>, clip_secon
     let data_dir = std::fs::canonicalize(&data_dir)?;
 
     println!("hearth demo: encoding a synthetic test pattern (a few seconds)…");
-    let camera = DemoCamera::start("127.0.0.1:0".parse()?, DemoOptions::default()).await?;
+    let camera = start_demo_camera("127.0.0.1:0".parse()?, DemoOptions::default()).await?;
     println!("  demo camera: {} (our own RTSP server, 127.0.0.1 only)", camera.url());
 
     let passphrase_file = data_dir.join("demo-passphrase.txt");
@@ -398,18 +398,27 @@ async fn demo_camera(
     bitrate: u64,
     seconds: u32,
 ) -> Result<ExitCode> {
-    use hearth::demo::{DemoCamera, DemoOptions, PatternOptions};
+    use hearth::demo::{DemoOptions, PatternOptions};
     if !listen.ip().is_loopback() {
         bail!("the demo camera only listens on loopback addresses");
     }
     let mut signals = Signals::install()?;
     let pattern = PatternOptions { width, height, seconds, bitrate, ..PatternOptions::default() };
-    let camera = DemoCamera::start(listen, DemoOptions { pattern, ..DemoOptions::default() }).await?;
+    let camera = start_demo_camera(listen, DemoOptions { pattern, ..DemoOptions::default() }).await?;
     println!("serving {}", camera.url());
     std::io::stdout().flush()?;
     signals.recv().await;
     camera.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo camera, its pattern encoded by the media helper (`hearth` itself has no encoder).
+async fn start_demo_camera(
+    listen: std::net::SocketAddr,
+    options: hearth::demo::DemoOptions,
+) -> Result<hearth::demo::DemoCamera> {
+    let encoded = hearth::media::Media::locate().encode_pattern(&options.pattern).await?;
+    Ok(hearth::demo::DemoCamera::start_with_loop(listen, options, encoded).await?)
 }
 
 /// 8080 when it is free (a URL worth remembering), else any free port.

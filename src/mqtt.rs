@@ -55,6 +55,7 @@ pub async fn run(
     config: MqttConfig,
     cameras: Arc<Vec<CameraHandle>>,
     events: Arc<Events>,
+    media: crate::media::Media,
     egress: crate::egress::Connections,
     mut shutdown: Shutdown,
 ) {
@@ -89,7 +90,7 @@ pub async fn run(
                 }
             },
             notice = notices.recv() => match notice {
-                Ok(notice) => publish_notice(&client, &config, &cameras, &notice).await,
+                Ok(notice) => publish_notice(&client, &config, &cameras, &media, &notice).await,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "MQTT publisher fell behind; some events were not published");
                 }
@@ -207,7 +208,13 @@ pub fn notice_payload(notice: &Notice) -> serde_json::Value {
     })
 }
 
-async fn publish_notice(client: &AsyncClient, config: &MqttConfig, cameras: &[CameraHandle], notice: &Notice) {
+async fn publish_notice(
+    client: &AsyncClient,
+    config: &MqttConfig,
+    cameras: &[CameraHandle],
+    media: &crate::media::Media,
+    notice: &Notice,
+) {
     let prefix = &config.topic_prefix;
     let camera = &notice.camera;
     publish(client, format!("{prefix}/{camera}/{}", notice.kind), false, notice_payload(notice).to_string());
@@ -218,11 +225,9 @@ async fn publish_notice(client: &AsyncClient, config: &MqttConfig, cameras: &[Ca
     if config.snapshots && notice.phase != "end" {
         let keyframe = cameras.iter().find(|c| &c.name == camera).and_then(|c| c.live.keyframe());
         if let Some(k) = keyframe {
-            let jpeg =
-                tokio::task::spawn_blocking(move || crate::snapshot::keyframe_to_jpeg(&k.sample_entry, &k.data, 1280))
-                    .await;
-            if let Ok(Ok(jpeg)) = jpeg {
-                publish(client, format!("{prefix}/{camera}/snapshot"), true, jpeg);
+            match media.keyframe_to_jpeg(&k.sample_entry, &k.data, 1280).await {
+                Ok(jpeg) => publish(client, format!("{prefix}/{camera}/snapshot"), true, jpeg),
+                Err(e) => tracing::warn!(camera = %camera, error = %e, "no MQTT snapshot"),
             }
         }
     }

@@ -204,6 +204,10 @@ impl Service {
         }
         let egress = crate::egress::Connections::new();
         let events = Arc::new(crate::events::Events::open(&config.db_path(), recipient.clone())?);
+        let media = crate::media::Media::locate();
+        if !media.is_installed() {
+            tracing::warn!(helper = %media.program().display(), "media helper not installed: no motion detection, snapshots or thumbnails");
+        }
         let dangling = events.close_dangling()?;
         if dangling > 0 {
             tracing::info!(events = dangling, "closed events left open by the last stop");
@@ -236,8 +240,9 @@ impl Service {
             let live = Arc::new(LiveFeed::default());
             let motion = match &camera.motion {
                 Some(motion) => {
-                    let (sink, worker) = crate::motion::spawn(camera.name.clone(), motion.clone(), events.clone())
-                        .map_err(ServeError::Thread)?;
+                    let (sink, worker) =
+                        crate::motion::spawn(camera.name.clone(), motion.clone(), events.clone(), media.clone())
+                            .map_err(ServeError::Thread)?;
                     writers.push(worker);
                     Some(sink)
                 }
@@ -281,6 +286,7 @@ impl Service {
                 mqtt.clone(),
                 cameras.clone(),
                 events.clone(),
+                media.clone(),
                 egress.clone(),
                 shutdown.clone(),
             ));
@@ -306,6 +312,7 @@ impl Service {
             access: Arc::new(crate::lan::AccessPolicy::from_config(&config.web)),
             egress,
             events,
+            media,
             views: Arc::new(crate::audit::Debounce::new(VIEW_DEBOUNCE)),
             shutdown: shutdown.clone(),
         };

@@ -13,7 +13,7 @@ use super::font::{self, Plane};
 use super::DemoError;
 
 /// What to draw and how to encode it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PatternOptions {
     /// Picture width in pixels (even, 64..=3840).
     pub width: u32,

@@ -23,7 +23,7 @@
 pub type Point = (f32, f32);
 
 /// Detector settings; see `[camera.motion]` in the config reference.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DetectorConfig {
     /// Per-pixel difference (0-255) from the background that counts as changed.
     pub threshold: u8,
@@ -57,7 +57,7 @@ impl Default for DetectorConfig {
 }
 
 /// A bounding box in normalised coordinates.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BoundingBox {
     pub x: f32,
     pub y: f32,

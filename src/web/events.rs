@@ -212,7 +212,7 @@ async fn hook(
     }
     let keyframe = state.camera(&camera)?.live.keyframe();
     let thumbnail = match keyframe {
-        Some(k) => blocking(move || crate::snapshot::keyframe_to_jpeg(&k.sample_entry, &k.data, 320)).await.ok(),
+        Some(k) => state.media.keyframe_to_jpeg(&k.sample_entry, &k.data, 320).await.ok(),
         None => None,
     };
     let store = state.events.clone();
@@ -220,8 +220,8 @@ async fn hook(
     Ok((StatusCode::ACCEPTED, Json(HookReply { id })))
 }
 
-impl From<crate::snapshot::SnapshotError> for ApiError {
-    fn from(e: crate::snapshot::SnapshotError) -> Self {
+impl From<crate::media::MediaError> for ApiError {
+    fn from(e: crate::media::MediaError) -> Self {
         ApiError::internal("snapshot failed", e)
     }
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub access: Arc<crate::lan::AccessPolicy>,
     pub egress: crate::egress::Connections,
     pub events: Arc<crate::events::Events>,
+    /// The helper process that decodes snapshots and thumbnails.
+    pub media: crate::media::Media,
     /// Collapses repeated views (snapshot refreshes, range requests) into one audit row.
     pub views: Arc<crate::audit::Debounce>,
     /// Long-lived responses (live streams) end when this fires.

@@ -190,12 +190,7 @@ async fn snapshot(
         .live
         .keyframe()
         .ok_or_else(|| ApiError::not_found("no_frame", format!("no picture from `{name}` yet")))?;
-    let jpeg = tokio::task::spawn_blocking(move || {
-        crate::snapshot::keyframe_to_jpeg(&keyframe.sample_entry, &keyframe.data, SNAPSHOT_MAX_WIDTH)
-    })
-    .await
-    .map_err(|e| ApiError::internal("snapshot failed", e))?
-    .map_err(|e| ApiError::internal("snapshot failed", e))?;
+    let jpeg = state.media.keyframe_to_jpeg(&keyframe.sample_entry, &keyframe.data, SNAPSHOT_MAX_WIDTH).await?;
     if state.views.first_in_window(format!("{} snapshot {name}", me.caller.session_id), std::time::Instant::now()) {
         state.audit.log(Action::Snapshot, me.event().camera(&name));
     }

@@ -27,6 +27,9 @@ BINDIR ?= $(PREFIX)/bin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/hearth
 BIN ?= target/release/hearth
+# The media helper (libav runs only there), found by hearth in ../libexec/hearth/.
+MEDIA_BIN ?= $(dir $(BIN))hearth-media
+LIBEXECDIR ?= $(PREFIX)/libexec/hearth
 # `make bench` only: the age CLI (the reference for hearth's encryption and decryption).
 BENCH_DEB_PACKAGES := age
 
@@ -59,7 +62,8 @@ build: deps
 
 # Records the built-in synthetic camera; Ctrl-C stops it.
 demo: deps
-	$(CARGO) run --release --quiet -- demo
+	$(CARGO) build --release --quiet --bins
+	target/release/hearth demo
 
 # Everything CI checks. One dev-profile build serves unit tests, integration tests (which run
 # the real binary), the bench compile check and the browser tests (target/debug/hearth).
@@ -108,7 +112,9 @@ clean:
 # Build first as yourself (`make build`): this target never runs cargo, so it is safe as root.
 install:
 	@test -x $(BIN) || { echo "make install: no $(BIN): run 'make build' first (as yourself, not root)"; exit 1; }
+	@test -x $(MEDIA_BIN) || { echo "make install: no $(MEDIA_BIN): run 'make build' first"; exit 1; }
 	install -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/hearth
+	install -D -m 755 $(MEDIA_BIN) $(DESTDIR)$(LIBEXECDIR)/hearth-media
 	install -d -m 755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)/etc/hearth
 	sed -e 's|/usr/bin/hearth|$(BINDIR)/hearth|' -e 's|/usr/share/doc/hearth|$(DOCDIR)|' \
 		systemd/hearth.service > $(DESTDIR)$(UNITDIR)/hearth.service
@@ -126,6 +132,7 @@ install:
 uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now hearth.service 2>/dev/null || true; fi
 	rm -f $(DESTDIR)$(BINDIR)/hearth $(DESTDIR)$(UNITDIR)/hearth.service
+	rm -rf $(DESTDIR)$(LIBEXECDIR)
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ "$(PURGE)" = 1 ]; then \
 		echo "rm -rf $(DESTDIR)/etc/hearth $(DESTDIR)/var/lib/hearth"; \

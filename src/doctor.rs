@@ -132,6 +132,7 @@ pub fn check_all(config_path: &Path, report: &mut dyn FnMut(&Finding)) -> Vec<Fi
     for finding in check_cameras(&config.cameras) {
         add(finding, &mut findings);
     }
+    add(check_media_helper(&config, &crate::media::Media::locate()), &mut findings);
     add(check_clock(), &mut findings);
     add(check_certificate(&config, SystemTime::now()), &mut findings);
     add(check_exposure(config.web.listen, &interface_addresses()), &mut findings);
@@ -449,6 +450,31 @@ pub fn is_lan(ip: IpAddr) -> bool {
             let first = v6.segments()[0];
             v6.is_loopback() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
         }
+    }
+}
+
+/// The helper that runs libav (motion, snapshots, thumbnails): present, loadable, same version.
+fn check_media_helper(config: &Config, media: &crate::media::Media) -> Finding {
+    let check = "media helper";
+    let motion = config.cameras.iter().any(|c| c.motion.is_some());
+    let uses = if motion { "motion detection, snapshots and thumbnails" } else { "snapshots and thumbnails" };
+    let fix = format!(
+        "reinstall hearth (it ships {} in /usr/libexec/hearth), or set {} to its path",
+        crate::media::PROGRAM,
+        crate::media::PROGRAM_ENV
+    );
+    let expected = crate::media::helper::version();
+    match run_with_timeout(Command::new(media.program()).arg("--version"), Duration::from_secs(10)) {
+        Ok(version) if version.trim() == expected => {
+            Finding::ok(check, format!("{} ({uses})", media.program().display()))
+        }
+        Ok(version) => Finding::fail(
+            check,
+            format!("{} is `{}`, this hearth expects `{expected}`", media.program().display(), version.trim()),
+            fix,
+        ),
+        Err(e) if motion => Finding::fail(check, format!("{e}: no {uses}"), fix),
+        Err(e) => Finding::warn(check, format!("{e}: no {uses}"), fix),
     }
 }
 

@@ -37,7 +37,17 @@ fn a_good_hub_passes_with_every_check_reported() {
     let (out, report) = doctor(&hub.config);
     assert!(out.status.success(), "doctor failed a good hub:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(!report.contains("FAIL"), "{report}");
-    for check in ["config", "key", "data dir", "disk space", "write speed", "clock", "certificate", "web exposure"] {
+    for check in [
+        "config",
+        "key",
+        "data dir",
+        "disk space",
+        "write speed",
+        "media helper",
+        "clock",
+        "certificate",
+        "web exposure",
+    ] {
         line(&report, check);
     }
     assert!(line(&report, "camera door").starts_with("ok "), "{report}");
@@ -45,6 +55,8 @@ fn a_good_hub_passes_with_every_check_reported() {
     assert!(line(&report, "write speed").contains("MB/s"), "{report}");
     assert!(line(&report, "web exposure").starts_with("ok "), "loopback is not exposed:\n{report}");
     assert!(line(&report, "certificate").starts_with("ok "), "init's certificate is fresh:\n{report}");
+    assert!(line(&report, "media helper").starts_with("ok "), "{report}");
+    assert!(line(&report, "media helper").contains("hearth-media"), "{report}");
     // The write test cleans up after itself.
     assert!(
         hub.files().iter().all(|p| !p.to_string_lossy().contains(".doctor-")),
@@ -68,6 +80,27 @@ fn an_unreachable_camera_fails_naming_it_within_the_timeout() {
     assert!(report.contains("fix: check the camera is powered"), "{report}");
     assert!(line(&report, "camera porch").starts_with("ok "), "{report}");
     assert!(report.trim_end().ends_with("1 failure(s)"), "{report}");
+}
+
+#[test]
+fn a_missing_media_helper_fails_when_motion_needs_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut door = camera("door", listener.local_addr().unwrap().port());
+    door.extra = "[camera.motion]\nfps = 5\n".into();
+    let hub = Hub::new("", &[door]);
+    let out = Command::new(hearth_bin())
+        .arg("--config")
+        .arg(&hub.config)
+        .arg("doctor")
+        .env("HEARTH_MEDIA", "/nonexistent/hearth-media")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let helper = line(&report, "media helper");
+    assert!(helper.starts_with("FAIL") && helper.contains("/nonexistent/hearth-media"), "{report}");
+    assert!(helper.contains("no motion detection"), "{report}");
+    assert!(report.contains("fix: reinstall hearth"), "{report}");
 }
 
 #[test]

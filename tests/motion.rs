@@ -4,6 +4,7 @@
 //! of the truth, see nothing in a brightness ramp or outside its zones, and keep a thumbnail
 //! only the passphrase opens. Doorbell webhooks become events too, announced live. A camera
 //! recording in `events` mode records the crossing with its pre- and post-roll, and nothing else.
+//! Motion runs in a `hearth-media` helper process: killed, it is restarted and motion goes on.
 
 mod common;
 mod hub;
@@ -116,6 +117,74 @@ fn a_box_crossing_the_scene_is_one_event_within_a_frame_or_two() {
     assert_eq!(owner.send_json("POST", "api/lock", Value::Null).0, 204);
     assert_eq!(fetch(owner.get(&format!("api/events/{}/thumbnail.jpg", event["id"]))).0, 423);
     hub.stop();
+}
+
+/// The `hearth-media` processes `pid` started (motion runs in one per camera).
+fn media_helpers(pid: u32) -> Vec<u32> {
+    let mut helpers = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid …; comm is cut to 15 characters.
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if head.ends_with("(hearth-media") && ppid == Some(pid) {
+            helpers.extend(entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()));
+        }
+    }
+    helpers
+}
+
+#[test]
+fn a_killed_motion_helper_is_restarted_and_the_next_crossing_is_seen() {
+    require_gst();
+    let log = tempfile::tempdir().unwrap().keep().join("scene.log");
+    // A long static start: time to kill the helper and for its successor to learn the scene.
+    let options = RtspServerOptions {
+        scene: Some(("motion".to_owned(), log.clone())),
+        box_y: 0.6,
+        scene_start: 14.0,
+        ..RtspServerOptions::default()
+    };
+    let server = RtspServer::start(options);
+    let extra = "[camera.motion]\nfps = 5\n".to_owned();
+    let mut hub = Hub::new("clip_seconds = 4", &[CameraSpec { name: "porch".into(), url: server.url(), extra }]);
+    hub.start();
+    let url = hub.web_url();
+    let owner = hub.login(&url);
+    let pid = hub.pid().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        if let Some(&helper) = media_helpers(pid).first() {
+            break helper;
+        }
+        assert!(Instant::now() < deadline, "no motion helper started:\n{}", hub.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(std::process::Command::new("kill").args(["-KILL", &first.to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let helpers = media_helpers(pid);
+        if !helpers.is_empty() && !helpers.contains(&first) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the motion helper was not restarted:\n{}", hub.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(hub.log().contains("motion helper stopped; restarting it"), "{}", hub.log());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while time_of(&log, "gone").is_none() {
+        assert!(Instant::now() < deadline, "the scene never ended:\n{}", hub.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let events = motion_events(&owner);
+    assert_eq!(events.len(), 1, "the crossing after the restart, once: {events:?}\n{}", hub.log());
+    let start = events[0]["start_us"].as_i64().unwrap();
+    assert!((start - time_of(&log, "moving").unwrap()).abs() <= TOLERANCE_US, "{events:?}");
+    assert!(events[0]["end_us"].as_i64().is_some(), "{events:?}");
+    hub.stop();
+    drop(server);
 }
 
 #[test]

@@ -137,6 +137,7 @@ fn make_install_into_a_throwaway_root_and_run_the_unit() {
     make(&["install", &destdir, &format!("BIN={}", hearth_bin())]);
 
     assert_eq!(mode(&in_root(&root, "/usr/local/bin/hearth")), 0o755);
+    assert_eq!(mode(&in_root(&root, "/usr/local/libexec/hearth/hearth-media")), 0o755);
     let unit_path = in_root(&root, "/usr/local/lib/systemd/system/hearth.service");
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     let exec_start = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
@@ -175,7 +176,9 @@ fn make_install_into_a_throwaway_root_and_run_the_unit() {
     let offline_port = common::free_port();
     let mut text_config = std::fs::read_to_string(&config).unwrap();
     text_config = text_config.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
-    text_config.push_str(&format!("\n[[camera]]\nname = \"door\"\nurl = \"rtsp://127.0.0.1:{offline_port}/s\"\n"));
+    text_config.push_str(&format!(
+        "\n[[camera]]\nname = \"door\"\nurl = \"rtsp://127.0.0.1:{offline_port}/s\"\n[camera.motion]\nfps = 5\n"
+    ));
     std::fs::write(&config, text_config).unwrap();
 
     // ExecStart= with its paths inside the root, and the environment systemd would give it.
@@ -216,6 +219,9 @@ fn make_install_into_a_throwaway_root_and_run_the_unit() {
     }
     assert!(started.elapsed() < Duration::from_secs(4), "petted every 0.5 s, took {:?}", started.elapsed());
     assert!(serve_log().contains("camera offline"), "the camera really was offline:\n{}", serve_log());
+    // The installed hearth finds its media helper in ../libexec/hearth/ (motion starts it).
+    assert!(!serve_log().contains("media helper not installed"), "{}", serve_log());
+    assert!(!serve_log().contains("motion detection cannot start"), "{}", serve_log());
     // The passphrase came in as the systemd credential: playback is unlocked from the start.
     let log_text = serve_log();
     let url = log_text.lines().find_map(|l| l.split("web UI at ").nth(1)).expect("web UI URL").trim().to_owned();
@@ -237,6 +243,7 @@ fn make_install_into_a_throwaway_root_and_run_the_unit() {
     // Uninstall keeps what is the homeowner's; PURGE=1 removes it.
     make(&["uninstall", &destdir]);
     assert!(!in_root(&root, "/usr/local/bin/hearth").exists());
+    assert!(!in_root(&root, "/usr/local/libexec/hearth").exists());
     assert!(!unit_path.exists());
     assert!(config.exists() && data_dir.join("identity.age").exists(), "config and key kept");
     make(&["uninstall", &destdir, "PURGE=1"]);
@@ -255,6 +262,7 @@ fn the_deb_carries_binary_unit_conffile_and_user_creation() {
     let target = dir.path().join("target");
     std::fs::create_dir_all(target.join("release")).unwrap();
     std::os::unix::fs::symlink(hearth_bin(), target.join("release/hearth")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hearth-media"), target.join("release/hearth-media")).unwrap();
     let out_dir = dir.path().join("out");
     run(Command::new("cargo")
         .args(["deb", "--no-build", "--fast", "--strip", "--quiet", "-o"])
@@ -272,6 +280,8 @@ fn the_deb_carries_binary_unit_conffile_and_user_creation() {
     let entry = |path: &str| contents.lines().find(|l| l.ends_with(path)).map(str::to_owned);
     let binary = entry("./usr/bin/hearth").unwrap_or_else(|| panic!("no binary:\n{contents}"));
     assert!(binary.starts_with("-rwxr-xr-x"), "{binary}");
+    let helper = entry("./usr/libexec/hearth/hearth-media").unwrap_or_else(|| panic!("no media helper:\n{contents}"));
+    assert!(helper.starts_with("-rwxr-xr-x"), "{helper}");
     let config = entry("./etc/hearth/config.toml").unwrap_or_else(|| panic!("no config:\n{contents}"));
     assert!(config.starts_with("-rw-r-----"), "{config}");
     assert!(entry("/systemd/system/hearth.service").is_some(), "no unit:\n{contents}");
@@ -279,6 +289,7 @@ fn the_deb_carries_binary_unit_conffile_and_user_creation() {
 
     let info = text(&run(Command::new("dpkg-deb").arg("-I").arg(&deb)));
     assert!(info.contains("Package: hearth") && info.contains("Depends:") && info.contains("libc6"), "{info}");
+    assert!(info.contains("libavcodec"), "the media helper's libraries are dependencies:\n{info}");
 
     let control = dir.path().join("control");
     run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));

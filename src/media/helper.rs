@@ -25,7 +25,13 @@ enum HelperError {
 /// `hearth-media JOB`: the helper's whole life.
 pub fn main() -> ExitCode {
     init_logging();
-    let job = std::env::args().nth(1).as_deref().and_then(Job::from_name);
+    let argument = std::env::args().nth(1);
+    if argument.as_deref() == Some("--version") {
+        // Reaching this line proves the dynamic loader found every libav library (`hearth doctor`).
+        println!("{}", version());
+        return ExitCode::SUCCESS;
+    }
+    let job = argument.as_deref().and_then(Job::from_name);
     let Some(job) = job else {
         eprintln!("usage: hearth-media snapshot|motion|pattern\n(started by hearth; it speaks a binary protocol on stdin and stdout)");
         return ExitCode::from(2);
@@ -47,6 +53,11 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `hearth-media --version` prints; `hearth doctor` expects its own version there.
+pub fn version() -> String {
+    format!("{} {}", super::PROGRAM, env!("CARGO_PKG_VERSION"))
 }
 
 fn init_logging() {

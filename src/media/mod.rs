@@ -86,15 +86,16 @@ impl Job {
 }
 
 impl Media {
-    /// Finds the helper: `$HEARTH_MEDIA`, else next to the running binary, else in
-    /// `../libexec/hearth/` (the packaged layout), else one directory up (where cargo puts
-    /// binaries relative to tests and examples). A missing helper is reported when a job starts.
+    /// Finds the helper: `$HEARTH_MEDIA` if set (and then only there), else next to the
+    /// running binary, else in `../libexec/hearth/` (the packaged layout), else one directory
+    /// up (where cargo puts binaries relative to tests and examples). A missing helper is
+    /// reported when a job starts.
     pub fn locate() -> Media {
+        if let Some(path) = std::env::var_os(PROGRAM_ENV) {
+            return Media::at(PathBuf::from(path));
+        }
         let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
         let mut candidates = Vec::new();
-        if let Some(path) = std::env::var_os(PROGRAM_ENV) {
-            candidates.push(PathBuf::from(path));
-        }
         if let Some(dir) = &exe_dir {
             candidates.push(dir.join(PROGRAM));
             candidates.push(dir.join("../libexec/hearth").join(PROGRAM));

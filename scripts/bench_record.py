@@ -40,9 +40,25 @@ FPS = 25  # the demo camera's frame rate (PatternOptions::default)
 CLIENTS_PER_SERVER = 48  # a demo camera takes 64 clients at most
 
 
+def process_tree(pid):
+    """`pid` and its descendants: hearth's cost includes its `hearth-media` helpers (motion
+    detection, snapshots), which are processes of their own."""
+    tree, i = [pid], 0
+    while i < len(tree):
+        try:
+            for task in os.listdir(f"/proc/{tree[i]}/task"):
+                with open(f"/proc/{tree[i]}/task/{task}/children") as f:
+                    tree.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        i += 1
+    return tree
+
+
 def cpu_seconds(pids):
+    """CPU of `pids` and their descendants, including children they have reaped."""
     total = 0
-    for pid in pids:
+    for pid in [p for root in pids for p in process_tree(root)]:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
@@ -54,14 +70,17 @@ def cpu_seconds(pids):
 
 
 def peak_rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except FileNotFoundError:
-        pass
-    return 0
+    """Peak RSS of `pid` plus that of each live descendant."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def dir_bytes(path):

@@ -197,6 +197,52 @@ impl Media {
     }
 }
 
+/// The hub's end of a long-lived helper's stdin: each message is written whole, at once (the
+/// helper sees a frame as soon as it arrived), and a helper that stops reading for `timeout`
+/// is reported as hung (`TimedOut`) rather than blocking its writer forever.
+pub struct Pipe {
+    stdin: std::process::ChildStdin,
+    timeout: Duration,
+}
+
+impl Pipe {
+    pub fn new(stdin: std::process::ChildStdin, timeout: Duration) -> std::io::Result<Pipe> {
+        use std::os::fd::AsRawFd;
+        let fd = stdin.as_raw_fd();
+        // Only our end of the pipe: the helper still reads blocking.
+        // SAFETY: fcntl on a descriptor we own, with flag values from libc.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Pipe { stdin, timeout })
+    }
+
+    pub fn send(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::fd::AsRawFd;
+        let deadline = std::time::Instant::now() + self.timeout;
+        while !bytes.is_empty() {
+            match self.stdin.write(bytes) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                    let mut fd = libc::pollfd { fd: self.stdin.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                    // SAFETY: one valid pollfd for the duration of the call.
+                    unsafe { libc::poll(&mut fd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Settings of a snapshot job.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct SnapshotConfig {
@@ -238,4 +284,68 @@ fn parse_pattern(mut output: &[u8]) -> Result<EncodedLoop, MediaError> {
         width: header.width,
         height: header.height,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    fn piped(program: &str, args: &[&str]) -> std::process::Child {
+        Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap()
+    }
+
+    #[test]
+    fn a_reader_gets_every_byte_and_a_stuck_one_times_out() {
+        let megabyte = vec![7u8; 1 << 20];
+        let mut reader = piped("cat", &[]);
+        let mut pipe = Pipe::new(reader.stdin.take().unwrap(), Duration::from_secs(10)).unwrap();
+        pipe.send(&megabyte).unwrap();
+        drop(pipe);
+        assert!(reader.wait().unwrap().success());
+
+        // `sleep` never reads: the pipe fills, and the writer gives up instead of hanging.
+        let mut stuck = piped("sleep", &["30"]);
+        let mut pipe = Pipe::new(stuck.stdin.take().unwrap(), Duration::from_millis(300)).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(pipe.send(&megabyte).unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let _ = stuck.kill();
+        let _ = stuck.wait();
+    }
+
+    #[test]
+    fn a_dead_reader_is_an_error() {
+        let mut gone = piped("true", &[]);
+        let stdin = gone.stdin.take().unwrap();
+        gone.wait().unwrap();
+        let mut pipe = Pipe::new(stdin, Duration::from_secs(5)).unwrap();
+        assert_eq!(pipe.send(b"anyone?").unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn jobs_have_names_both_ways() {
+        for job in [Job::Snapshot, Job::Motion, Job::Pattern] {
+            assert_eq!(Job::from_name(job.name()), Some(job));
+        }
+        assert_eq!(Job::from_name("transcode"), None);
+    }
+
+    #[test]
+    fn a_pattern_answer_is_parsed_and_garbage_refused() {
+        let mut out = Vec::new();
+        let header = PatternHeader { fps: 25, width: 64, height: 64 };
+        wire::write(&mut out, wire::PATTERN_HEADER, &serde_json::to_vec(&header).unwrap()).unwrap();
+        wire::write(&mut out, wire::SPS, b"\x67\x42\x00\x1e").unwrap();
+        wire::write(&mut out, wire::PPS, b"\x68").unwrap();
+        wire::write(&mut out, wire::PICTURE, &wire::picture_payload(true, &[bytes::Bytes::from_static(b"\x65")]))
+            .unwrap();
+        let encoded = parse_pattern(&out).unwrap();
+        assert_eq!((encoded.fps, encoded.frames.len(), encoded.frames[0].is_keyframe), (25, 1, true));
+        assert!(matches!(parse_pattern(&out[..out.len() - 1]), Err(MediaError::Io(_))));
+        assert!(matches!(parse_pattern(&[]), Err(MediaError::Protocol(_))));
+        let mut failed = Vec::new();
+        wire::write(&mut failed, wire::ERROR, b"libx264 missing").unwrap();
+        assert!(matches!(parse_pattern(&failed), Err(MediaError::Failed(m)) if m == "libx264 missing"));
+    }
 }

@@ -17,7 +17,7 @@
 
 pub mod detector;
 
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +43,8 @@ const QUEUE: usize = 32;
 const RESTART_MIN: Duration = Duration::from_secs(1);
 /// …to this; a helper that ran this long without dying starts the backoff over.
 const RESTART_MAX: Duration = Duration::from_secs(60);
+/// A helper that takes a frame no sooner than this is hung (a decoder loop), not slow.
+const HUNG_AFTER: Duration = Duration::from_secs(10);
 
 /// Motion settings of one camera.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -186,7 +188,14 @@ impl Supervisor {
             let _ = child.wait();
             return Outcome::Died;
         };
-        let mut stdin = BufWriter::new(stdin);
+        let mut stdin = match crate::media::Pipe::new(stdin, HUNG_AFTER) {
+            Ok(pipe) => pipe,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Outcome::Died;
+            }
+        };
         let (outcome, last_time_us) = self.feed(&mut stdin, frames);
         drop(stdin); // end of input: the helper ends its open event and exits
         if matches!(outcome, Outcome::Died) {
@@ -209,10 +218,12 @@ impl Supervisor {
     }
 
     /// Pipes frames to the helper; returns why it stopped and the last frame's time.
-    fn feed(&self, stdin: &mut impl std::io::Write, frames: &mut mpsc::Receiver<Frame>) -> (Outcome, i64) {
+    fn feed(&self, stdin: &mut crate::media::Pipe, frames: &mut mpsc::Receiver<Frame>) -> (Outcome, i64) {
+        let camera = &self.job.camera;
+        let mut message = Vec::new();
         let config = serde_json::to_vec(&self.job).unwrap_or_default();
         let mut last_time_us = 0;
-        if wire::write(stdin, wire::CONFIG, &config).and_then(|()| stdin.flush()).is_err() {
+        if wire::write(&mut message, wire::CONFIG, &config).and_then(|()| stdin.send(&message)).is_err() {
             return (Outcome::Died, last_time_us);
         }
         let mut sent_entry: Option<Arc<Vec<u8>>> = None;
@@ -225,15 +236,20 @@ impl Supervisor {
             waiting_for_keyframe = false;
             let changed =
                 sent_entry.as_ref().is_none_or(|e| !Arc::ptr_eq(e, &frame.sample_entry) && **e != *frame.sample_entry);
+            message.clear();
             let mut sent = Ok(());
             if changed {
-                sent = wire::write(stdin, wire::SAMPLE_ENTRY, &frame.sample_entry);
+                sent = wire::write(&mut message, wire::SAMPLE_ENTRY, &frame.sample_entry);
                 sent_entry = Some(frame.sample_entry.clone());
             }
             let payload = wire::frame_payload(frame.time_us, frame.keyframe, &frame.data);
-            // Flush per frame: the helper should see each frame as soon as it arrived.
-            sent = sent.and_then(|()| wire::write(stdin, wire::FRAME, &payload)).and_then(|()| stdin.flush());
-            if sent.is_err() {
+            sent = sent
+                .and_then(|()| wire::write(&mut message, wire::FRAME, &payload))
+                .and_then(|()| stdin.send(&message));
+            if let Err(e) = sent {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    tracing::warn!(camera = %camera, "motion helper stopped reading frames (hung); killing it");
+                }
                 return (Outcome::Died, last_time_us);
             }
             last_time_us = frame.time_us;

@@ -201,8 +201,10 @@ impl Supervisor {
         if matches!(outcome, Outcome::Died) {
             let _ = child.kill();
         }
-        match child.wait() {
-            Ok(status) if !status.success() && matches!(outcome, Outcome::Finished) => {
+        // At the end of input a helper reports and exits at once; one that does not is hung,
+        // and must not hold up the hub's shutdown.
+        match wait_or_kill(&mut child, HUNG_AFTER) {
+            Some(status) if !status.success() && matches!(outcome, Outcome::Finished) => {
                 tracing::warn!(camera = %camera, %status, "motion helper exited with an error");
             }
             _ => {}
@@ -294,6 +296,21 @@ fn apply_reports(camera: &str, events: &Events, mut reports: impl std::io::Read)
             tracing::error!(camera = %camera, error = %e, "cannot store a motion event");
         }
     }
+}
+
+/// The child's exit status, waiting at most `grace` before killing it (then `None`).
+fn wait_or_kill(child: &mut std::process::Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Drops frames for `pause` (a helper is about to restart); false when the frames ended.

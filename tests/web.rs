@@ -140,7 +140,24 @@ fn api_serves_recordings_with_ranges_export_and_errors() {
     let storage = json(&fetch(get("/api/storage")).2);
     assert!(storage["used_bytes"].as_i64().unwrap() > 0);
     assert_eq!(storage["cameras"][0]["name"], "door");
+    hub.stop();
 
+    // A camera taken out of the config keeps its recordings until retention removes them:
+    // still listed, playable and exportable; only live and snapshots are gone with it.
+    let config = std::fs::read_to_string(&hub.config).unwrap();
+    std::fs::write(&hub.config, &config[..config.find("[[camera]]").unwrap()]).unwrap();
+    hub.start();
+    let url = hub.web_url();
+    let owner = hub.login(&url);
+    let listed = json(&fetch(owner.get("api/clips?camera=door")).2);
+    let listed = listed.as_array().unwrap();
+    assert!(listed.len() >= clips.len() && listed.iter().all(|c| c["camera"] == "door"), "{listed:?}");
+    let (status, _, body) = fetch(owner.get(&format!("api/clips/{}.mp4", clip.id)));
+    assert_eq!((status, body.len()), (200, len));
+    assert_eq!(fetch(owner.get("api/cameras/door/timeline")).0, 200);
+    assert_eq!(fetch(owner.get(&format!("api/cameras/door/export.mp4?start={start}&end={end}"))).0, 200);
+    assert_eq!(fetch(owner.get("api/cameras/door/snapshot.jpg")).0, 404);
+    assert_eq!(fetch(owner.get("api/cameras/garage/timeline")).0, 404, "never configured nor recorded");
     hub.stop();
 }
 

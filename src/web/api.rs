@@ -154,7 +154,7 @@ async fn clips(
 ) -> Result<Json<Vec<ClipView>>, ApiError> {
     let (start_us, end_us) = range.bounds()?;
     if let Some(name) = &range.camera {
-        state.camera_for(&me, name, Permission::Playback)?;
+        state.recordings_for(&me, name, Permission::Playback).await?;
     }
     let index = state.index.clone();
     let camera = range.camera.clone();
@@ -212,7 +212,7 @@ async fn timeline(
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Json<Timeline>, ApiError> {
-    state.camera_for(&me, &name, Permission::Playback)?;
+    state.recordings_for(&me, &name, Permission::Playback).await?;
     let (start_us, end_us) = range.bounds()?;
     let index = state.index.clone();
     let result = tokio::task::spawn_blocking(move || {

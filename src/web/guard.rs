@@ -49,13 +49,37 @@ impl AppState {
     /// The camera `name` if `me` may use `permission` on it. A viewer without the grant gets
     /// the same 403 whether or not the camera exists, so grants leak no camera names.
     pub fn camera_for(&self, me: &Me, name: &str, permission: Permission) -> Result<&CameraHandle, ApiError> {
-        if !me.caller.may(name, permission) {
-            let event =
-                Event { result: "no_grant".into(), ..me.event() }.camera(name).target(permission_name(permission));
-            self.audit.log(Action::Denied, event);
-            return Err(forbidden_camera());
-        }
+        self.authorize(me, name, permission)?;
         self.camera(name)
+    }
+
+    /// Whether `me` may use `permission` on camera `name`'s recordings (denials audited).
+    pub fn authorize(&self, me: &Me, name: &str, permission: Permission) -> Result<(), ApiError> {
+        if me.caller.may(name, permission) {
+            return Ok(());
+        }
+        let event = Event { result: "no_grant".into(), ..me.event() }.camera(name).target(permission_name(permission));
+        self.audit.log(Action::Denied, event);
+        Err(forbidden_camera())
+    }
+
+    /// Like [`AppState::camera_for`], for recordings: a camera taken out of the config keeps
+    /// its recordings until retention removes them, and they stay listable and playable.
+    /// 404 only for a name that is neither configured nor recorded.
+    pub async fn recordings_for(&self, me: &Me, name: &str, permission: Permission) -> Result<(), ApiError> {
+        self.authorize(me, name, permission)?;
+        if self.camera(name).is_ok() {
+            return Ok(());
+        }
+        let (index, owned) = (self.index.clone(), name.to_owned());
+        let recorded = tokio::task::spawn_blocking(move || index.last_clip_end(&owned))
+            .await
+            .map_err(|e| ApiError::internal("index lookup failed", e))?
+            .map_err(|e| ApiError::internal("index lookup failed", e))?;
+        match recorded {
+            Some(_) => Ok(()),
+            None => self.camera(name).map(|_| ()),
+        }
     }
 }
 

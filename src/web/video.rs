@@ -219,7 +219,7 @@ async fn clip(
         }
         return Err(ApiError::not_found("no_such_clip", format!("no clip {id}")));
     };
-    state.camera_for(&me, &clip.camera, Permission::Playback)?;
+    state.authorize(&me, &clip.camera, Permission::Playback)?;
     let identity = state.unlock.identity().ok_or_else(ApiError::locked)?;
     if state.views.first_in_window(format!("{} clip {id}", me.caller.session_id), std::time::Instant::now()) {
         state.audit.log(Action::ClipView, me.event().camera(&clip.camera).target(format!("clip:{id}")));
@@ -261,7 +261,7 @@ async fn export(
     Path(name): Path<String>,
     Query(range): Query<TimeRange>,
 ) -> Result<Response, ApiError> {
-    state.camera_for(&me, &name, Permission::Download)?;
+    state.recordings_for(&me, &name, Permission::Download).await?;
     let (start_us, end_us) = range.bounds()?;
     if start_us == i64::MIN || end_us == i64::MAX {
         return Err(ApiError::bad_request("bad_range", "export needs both `start` and `end`"));

@@ -143,15 +143,16 @@ impl Media {
         self.command(job).spawn().map_err(|source| MediaError::Start { program: self.program.to_path_buf(), source })
     }
 
-    /// Runs a one-shot job: writes `input`, returns everything the helper wrote.
-    async fn run(&self, job: Job, input: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, MediaError> {
+    /// Runs a one-shot job: writes `input`, returns what the helper wrote (at most `limit`
+    /// bytes: a misbehaving helper cannot make the hub buffer without bound).
+    async fn run(&self, job: Job, input: Vec<u8>, timeout: Duration, limit: u64) -> Result<Vec<u8>, MediaError> {
         let _permit = self.jobs.acquire().await.map_err(|_| MediaError::Protocol("nothing (shut down)"))?;
         let mut command = tokio::process::Command::from(self.command(job));
         command.kill_on_drop(true);
         let mut child =
             command.spawn().map_err(|source| MediaError::Start { program: self.program.to_path_buf(), source })?;
         let mut stdin = child.stdin.take().ok_or(MediaError::Protocol("no stdin"))?;
-        let mut stdout = child.stdout.take().ok_or(MediaError::Protocol("no stdout"))?;
+        let mut stdout = child.stdout.take().ok_or(MediaError::Protocol("no stdout"))?.take(limit);
         let exchange = async {
             let write = async {
                 // A helper that fails early closes its end; its error message says why.
@@ -161,6 +162,9 @@ impl Media {
             let mut output = Vec::new();
             let (_, read) = tokio::join!(write, stdout.read_to_end(&mut output));
             read?;
+            if output.len() as u64 >= limit {
+                let _ = child.start_kill(); // it would block on a pipe nobody reads
+            }
             child.wait().await?;
             Ok::<_, MediaError>(output)
         };
@@ -178,7 +182,8 @@ impl Media {
         wire::write(&mut input, wire::CONFIG, &serde_json::to_vec(&SnapshotConfig { max_width }).unwrap_or_default())?;
         wire::write(&mut input, wire::SAMPLE_ENTRY, sample_entry)?;
         wire::write(&mut input, wire::FRAME, &wire::frame_payload(0, true, sample))?;
-        let output = self.run(Job::Snapshot, input, SNAPSHOT_TIMEOUT).await?;
+        let one_message = wire::MAX_PAYLOAD as u64 + 5;
+        let output = self.run(Job::Snapshot, input, SNAPSHOT_TIMEOUT, one_message).await?;
         match wire::read(&mut &output[..])? {
             Some((wire::JPEG, jpeg)) => Ok(jpeg),
             Some((wire::ERROR, reason)) => Err(MediaError::Failed(String::from_utf8_lossy(&reason).into_owned())),
@@ -192,7 +197,9 @@ impl Media {
         options.validate().map_err(|e| MediaError::Failed(e.to_string()))?;
         let mut input = Vec::new();
         wire::write(&mut input, wire::CONFIG, &serde_json::to_vec(options).unwrap_or_default())?;
-        let output = self.run(Job::Pattern, input, PATTERN_TIMEOUT).await?;
+        // Twice the nominal size: room for the encoder's rate control, still a bound.
+        let limit = u64::from(options.seconds) * options.bitrate / 4 + (1 << 20);
+        let output = self.run(Job::Pattern, input, PATTERN_TIMEOUT, limit).await?;
         parse_pattern(&output).map(Arc::new)
     }
 }
@@ -320,7 +327,22 @@ mod tests {
         let stdin = gone.stdin.take().unwrap();
         gone.wait().unwrap();
         let mut pipe = Pipe::new(stdin, Duration::from_secs(5)).unwrap();
-        assert_eq!(pipe.send(b"anyone?").unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+        // Another test's child, forked before it exec'd, may hold the read end for a moment.
+        let error = (0..200).find_map(|_| {
+            let sent = pipe.send(b"anyone?");
+            std::thread::sleep(Duration::from_millis(10));
+            sent.err()
+        });
+        assert_eq!(error.map(|e| e.kind()), Some(std::io::ErrorKind::BrokenPipe));
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_never_stops_talking_is_cut_off() {
+        // `yes snapshot` answers with an endless stream of text: bounded, refused, killed.
+        let started = std::time::Instant::now();
+        let err = Media::at("/usr/bin/yes".into()).keyframe_to_jpeg(b"", b"", 320).await.unwrap_err();
+        assert!(matches!(err, MediaError::Io(_) | MediaError::Protocol(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
 
     #[test]

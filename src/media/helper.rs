@@ -83,8 +83,8 @@ fn snapshot(input: &mut impl Read, output: &mut impl Write) -> Result<(), Helper
     let config: SnapshotConfig = serde_json::from_slice(&expect(input, wire::CONFIG, "settings")?)?;
     let sample_entry = expect(input, wire::SAMPLE_ENTRY, "a sample entry")?;
     let frame = expect(input, wire::FRAME, "a frame")?;
-    let (_, _, sample) = wire::parse_frame(&frame).ok_or(HelperError::Expected("a well-formed frame"))?;
-    let jpeg = crate::snapshot::keyframe_to_jpeg(&sample_entry, sample, config.max_width)?;
+    let (_, _, sample) = wire::parse_frame(frame).ok_or(HelperError::Expected("a well-formed frame"))?;
+    let jpeg = crate::snapshot::keyframe_to_jpeg(&sample_entry, &sample, config.max_width)?;
     wire::write(output, wire::JPEG, &jpeg)?;
     Ok(output.flush()?)
 }
@@ -116,14 +116,9 @@ fn motion(input: &mut impl Read, output: &mut impl Write) -> Result<(), HelperEr
             }
             wire::FRAME => {
                 let (time_us, keyframe, data) =
-                    wire::parse_frame(&payload).ok_or(HelperError::Expected("a well-formed frame"))?;
+                    wire::parse_frame(payload).ok_or(HelperError::Expected("a well-formed frame"))?;
                 let entry = sample_entry.clone().ok_or(HelperError::Expected("a sample entry before frames"))?;
-                worker.offer(crate::motion::Frame {
-                    sample_entry: entry,
-                    data: bytes::Bytes::copy_from_slice(data),
-                    keyframe,
-                    time_us,
-                })
+                worker.offer(crate::motion::Frame { sample_entry: entry, data, keyframe, time_us })
             }
             _ => return Err(HelperError::Expected("a sample entry or a frame")),
         };

@@ -181,7 +181,7 @@ impl Media {
         let mut input = Vec::with_capacity(sample.len() + sample_entry.len() + 64);
         wire::write(&mut input, wire::CONFIG, &serde_json::to_vec(&SnapshotConfig { max_width }).unwrap_or_default())?;
         wire::write(&mut input, wire::SAMPLE_ENTRY, sample_entry)?;
-        wire::write(&mut input, wire::FRAME, &wire::frame_payload(0, true, sample))?;
+        wire::write_frame(&mut input, 0, true, sample)?;
         let one_message = wire::MAX_PAYLOAD as u64 + 5;
         let output = self.run(Job::Snapshot, input, SNAPSHOT_TIMEOUT, one_message).await?;
         match wire::read(&mut &output[..])? {

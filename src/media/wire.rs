@@ -29,13 +29,17 @@ pub const PPS: u8 = 9;
 pub const PICTURE: u8 = 10;
 
 pub fn write(out: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len())
+    write_header(out, tag, payload.len())?;
+    out.write_all(payload)
+}
+
+fn write_header(out: &mut impl Write, tag: u8, len: usize) -> io::Result<()> {
+    let len = u32::try_from(len)
         .ok()
         .filter(|&l| l as usize <= MAX_PAYLOAD)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "message too large for the media helper"))?;
     out.write_all(&[tag])?;
-    out.write_all(&len.to_be_bytes())?;
-    out.write_all(payload)
+    out.write_all(&len.to_be_bytes())
 }
 
 /// The next message, or `None` at a clean end of stream (between messages).
@@ -54,20 +58,22 @@ pub fn read(input: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     Ok(Some((header[0], payload)))
 }
 
-/// A frame message's payload.
-pub fn frame_payload(time_us: i64, keyframe: bool, sample: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(9 + sample.len());
-    payload.extend_from_slice(&time_us.to_be_bytes());
-    payload.push(u8::from(keyframe));
-    payload.extend_from_slice(sample);
-    payload
+/// Time and keyframe flag before a frame message's sample.
+const FRAME_HEADER: usize = 9;
+
+/// A frame message, the sample copied straight to `out` (this runs for every frame).
+pub fn write_frame(out: &mut impl Write, time_us: i64, keyframe: bool, sample: &[u8]) -> io::Result<()> {
+    write_header(out, FRAME, FRAME_HEADER + sample.len())?;
+    out.write_all(&time_us.to_be_bytes())?;
+    out.write_all(&[u8::from(keyframe)])?;
+    out.write_all(sample)
 }
 
-/// Splits a frame message's payload into (time_us, keyframe, sample).
-pub fn parse_frame(payload: &[u8]) -> Option<(i64, bool, &[u8])> {
+/// Splits a frame message's payload into (time_us, keyframe, sample), without copying it.
+pub fn parse_frame(payload: Vec<u8>) -> Option<(i64, bool, bytes::Bytes)> {
     let time = i64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
-    let keyframe = *payload.get(8)? != 0;
-    Some((time, keyframe, &payload[9..]))
+    let keyframe = *payload.get(FRAME_HEADER - 1)? != 0;
+    Some((time, keyframe, bytes::Bytes::from(payload).slice(FRAME_HEADER..)))
 }
 
 /// A picture message's payload: keyframe byte, then length-prefixed NAL units.
@@ -100,12 +106,12 @@ mod tests {
     #[test]
     fn messages_round_trip_and_end_cleanly() {
         let mut buf = Vec::new();
-        write(&mut buf, FRAME, &frame_payload(-5, true, b"abc")).unwrap();
+        write_frame(&mut buf, -5, true, b"abc").unwrap();
         write(&mut buf, ERROR, b"").unwrap();
         let mut input = &buf[..];
         let (tag, payload) = read(&mut input).unwrap().unwrap();
         assert_eq!(tag, FRAME);
-        assert_eq!(parse_frame(&payload), Some((-5, true, &b"abc"[..])));
+        assert_eq!(parse_frame(payload), Some((-5, true, bytes::Bytes::from_static(b"abc"))));
         assert_eq!(read(&mut input).unwrap(), Some((ERROR, Vec::new())));
         assert_eq!(read(&mut input).unwrap(), None);
     }
@@ -118,7 +124,7 @@ mod tests {
         assert!(read(&mut &buf[..3]).is_err(), "cut inside the header");
         let huge = [JPEG, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(read(&mut &huge[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
-        assert_eq!(parse_frame(&[0; 8]), None);
+        assert_eq!(parse_frame(vec![0; 8]), None);
     }
 
     proptest! {
@@ -131,7 +137,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = parse_picture(&data);
-            let _ = parse_frame(&data);
+            let _ = parse_frame(data.clone());
             let _ = read(&mut &data[..]);
         }
     }

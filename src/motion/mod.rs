@@ -228,25 +228,19 @@ impl Supervisor {
         if wire::write(&mut message, wire::CONFIG, &config).and_then(|()| stdin.send(&message)).is_err() {
             return (Outcome::Died, last_time_us);
         }
+        // A new helper waits for a keyframe itself; the sample entry goes before the first frame.
         let mut sent_entry: Option<Arc<Vec<u8>>> = None;
-        // A new helper's decoder starts at a keyframe.
-        let mut waiting_for_keyframe = true;
         while let Some(frame) = frames.blocking_recv() {
-            if waiting_for_keyframe && !frame.keyframe {
-                continue;
-            }
-            waiting_for_keyframe = false;
-            let changed =
+            let entry_changed =
                 sent_entry.as_ref().is_none_or(|e| !Arc::ptr_eq(e, &frame.sample_entry) && **e != *frame.sample_entry);
             message.clear();
-            let mut sent = Ok(());
-            if changed {
-                sent = wire::write(&mut message, wire::SAMPLE_ENTRY, &frame.sample_entry);
+            let mut encoded = Ok(());
+            if entry_changed {
+                encoded = wire::write(&mut message, wire::SAMPLE_ENTRY, &frame.sample_entry);
                 sent_entry = Some(frame.sample_entry.clone());
             }
-            let payload = wire::frame_payload(frame.time_us, frame.keyframe, &frame.data);
-            sent = sent
-                .and_then(|()| wire::write(&mut message, wire::FRAME, &payload))
+            let sent = encoded
+                .and_then(|()| wire::write_frame(&mut message, frame.time_us, frame.keyframe, &frame.data))
                 .and_then(|()| stdin.send(&message));
             if let Err(e) = sent {
                 if e.kind() == std::io::ErrorKind::TimedOut {

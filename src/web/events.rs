@@ -219,9 +219,3 @@ async fn hook(
     let id = blocking(move || store.instant(&camera, &kind, "webhook", now_us(), thumbnail.as_deref())).await?;
     Ok((StatusCode::ACCEPTED, Json(HookReply { id })))
 }
-
-impl From<crate::media::MediaError> for ApiError {
-    fn from(e: crate::media::MediaError) -> Self {
-        ApiError::internal("snapshot failed", e)
-    }
-}

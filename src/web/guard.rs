@@ -68,17 +68,11 @@ impl AppState {
     /// 404 only for a name that is neither configured nor recorded.
     pub async fn recordings_for(&self, me: &Me, name: &str, permission: Permission) -> Result<(), ApiError> {
         self.authorize(me, name, permission)?;
-        if self.camera(name).is_ok() {
-            return Ok(());
-        }
+        let Err(not_configured) = self.camera(name) else { return Ok(()) };
         let (index, owned) = (self.index.clone(), name.to_owned());
-        let recorded = tokio::task::spawn_blocking(move || index.last_clip_end(&owned))
-            .await
-            .map_err(|e| ApiError::internal("index lookup failed", e))?
-            .map_err(|e| ApiError::internal("index lookup failed", e))?;
-        match recorded {
+        match super::blocking(move || index.last_clip_end(&owned)).await? {
             Some(_) => Ok(()),
-            None => self.camera(name).map(|_| ()),
+            None => Err(not_configured),
         }
     }
 }

@@ -149,6 +149,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::media::MediaError> for ApiError {
+    fn from(e: crate::media::MediaError) -> Self {
+        ApiError::internal("snapshot failed", e)
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         ApiError::internal("index query failed", e)
